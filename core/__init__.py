@@ -1,0 +1,1 @@
+"""PixSim's Qt-free domain: database models, services, providers, transfers, media and search."""

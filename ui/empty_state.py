@@ -1,0 +1,49 @@
+"""The library's empty state: what the library is for and how to fill it."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QSize, Qt
+from PySide6.QtGui import QIcon
+from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
+
+from resources import resource_path
+
+HEADING = "Your library is empty"
+BODY = (
+    "PixSim keeps every image, video, audio clip and 3D model you make, whichever AI provider made it.<br>"
+    "<b>Import</b>: drag files or folders from your desktop onto this window, or choose "
+    "<b>File → Import…</b><br>"
+    "<b>Generate</b>: pick a provider in the <b>Providers</b> panel (the offline <b>Sandbox</b> needs no "
+    "account) and its results land here."
+)
+
+
+class EmptyLibraryView(QWidget):
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("emptyLibrary")
+        icon = QLabel()
+        icon.setPixmap(QIcon(str(resource_path("icons", "pixsim.svg"))).pixmap(QSize(96, 96)))
+        icon.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.heading = QLabel(HEADING)
+        self.heading.setObjectName("emptyHeading")
+        self.heading.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        font = self.heading.font()
+        font.setPointSizeF(font.pointSizeF() * 1.6)
+        font.setBold(True)
+        self.heading.setFont(font)
+        self.body = QLabel(BODY)
+        self.body.setObjectName("emptyBody")
+        self.body.setTextFormat(Qt.TextFormat.RichText)
+        self.body.setWordWrap(True)
+        self.body.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.body.setMaximumWidth(560)
+
+        layout = QVBoxLayout(self)
+        layout.addStretch(2)
+        layout.addWidget(icon)
+        layout.addSpacing(12)
+        layout.addWidget(self.heading)
+        layout.addSpacing(6)
+        layout.addWidget(self.body, 0, Qt.AlignmentFlag.AlignHCenter)
+        layout.addStretch(3)
