@@ -68,7 +68,9 @@ def run_gui(settings: Settings, *, quit_after_shown: bool = False, started_at: f
         handle.close()
 
 
-def _run_window(settings: Settings, handle: DatabaseHandle, *, quit_after_shown: bool, started_at: float) -> int:
+def _run_window(
+    settings: Settings, handle: DatabaseHandle, *, quit_after_shown: bool, started_at: float
+) -> int:
     import qasync
     from PySide6.QtCore import QTimer
     from PySide6.QtWidgets import QApplication
@@ -101,6 +103,7 @@ def _run_window(settings: Settings, handle: DatabaseHandle, *, quit_after_shown:
     closed = asyncio.Event()
     app.aboutToQuit.connect(closed.set)
     if quit_after_shown:
+
         def report_and_quit() -> None:
             print(f"PIXSIM_SHOWN {time.perf_counter() - started_at:.4f}", flush=True)
             window.close()

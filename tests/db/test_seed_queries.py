@@ -36,8 +36,12 @@ async def test_example_2_category_and_domain_metadata_filter(
         )
         session.add(AssetAdultMetadata(asset_id=other_intensity.id, intensity_level="high", mood="artistic"))
         # Same metadata, other category: excluded by the category filter.
-        other_category = await add_asset(session, content_domain=ContentDomain.ADULT, content_category="glamour")
-        session.add(AssetAdultMetadata(asset_id=other_category.id, intensity_level="moderate", mood="artistic"))
+        other_category = await add_asset(
+            session, content_domain=ContentDomain.ADULT, content_category="glamour"
+        )
+        session.add(
+            AssetAdultMetadata(asset_id=other_category.id, intensity_level="moderate", mood="artistic")
+        )
         # Right category but no domain metadata row at all: excluded by the join.
         await add_asset(session, content_category="artistic_nude")
         wanted_id = wanted.id
@@ -110,6 +114,8 @@ async def test_example_3_branch_variant_asset_join(sessions: async_sessionmaker[
         ("path_mountain", ids[1], 1.0),
         ("path_cave", ids[2], 0.5),
     ]
-    assert {(r.branch_tag, r.branch_time_sec, r.branch_frame) for r in rows} == {("path_choice_01", 10.5, 315)}
+    assert {(r.branch_tag, r.branch_time_sec, r.branch_frame) for r in rows} == {
+        ("path_choice_01", 10.5, 315)
+    }
     assert [r.variant_duration_sec for r in rows] == [6.0, 7.5, 5.0]
     assert rows[2].conditions == {"var": "courage", "gte": 2}

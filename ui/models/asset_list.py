@@ -37,6 +37,10 @@ class AssetListModel(QAbstractListModel):
         self._loading = False
         self._generation = 0  # results of a page requested before reset() are dropped
 
+    @property
+    def is_loading(self) -> bool:
+        return self._loading
+
     def rowCount(self, parent: AnyIndex = QModelIndex()) -> int:  # noqa: B008 - Qt's signature
         return 0 if parent.isValid() else len(self._rows)
 

@@ -57,9 +57,7 @@ class Embedding(Base):
     )
 
     id: Mapped[int] = id_column()
-    model_id: Mapped[int] = mapped_column(
-        ForeignKey("embedding_models.id", ondelete="CASCADE"), index=True
-    )
+    model_id: Mapped[int] = mapped_column(ForeignKey("embedding_models.id", ondelete="CASCADE"), index=True)
     asset_id: Mapped[int | None] = mapped_column(ForeignKey("assets.id", ondelete="CASCADE"))
     segment_id: Mapped[int | None] = mapped_column(
         ForeignKey("asset_temporal_segments.id", ondelete="CASCADE")

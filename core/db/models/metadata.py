@@ -49,9 +49,7 @@ class AssetAdultMetadata(Base):
     """Structured fields of the adult content domain (the seed's Example 2 queries these)."""
 
     __tablename__ = "asset_adult_metadata"
-    __table_args__ = (
-        Index("ix_asset_adult_metadata_intensity_level_mood", "intensity_level", "mood"),
-    )
+    __table_args__ = (Index("ix_asset_adult_metadata_intensity_level_mood", "intensity_level", "mood"),)
 
     asset_id: Mapped[int] = mapped_column(ForeignKey("assets.id", ondelete="CASCADE"), primary_key=True)
     intensity_level: Mapped[str | None] = mapped_column(String(32))
