@@ -61,8 +61,10 @@ def run_gui(settings: Settings, *, quit_after_shown: bool = False, started_at: f
         handle = open_database(settings)
     except PixSimError as exc:
         return _fatal(str(exc))
+    database_ready = time.perf_counter() - started_at
     try:
         add_file_log(settings.data_dir)
+        log.info("database ready after %.2f s: %s", database_ready, handle.description)
         return _run_window(settings, handle, quit_after_shown=quit_after_shown, started_at=started_at)
     finally:
         handle.close()

@@ -10,11 +10,12 @@ from resources import resource_path
 
 HEADING = "Your library is empty"
 BODY = (
-    "PixSim keeps every image, video, audio clip and 3D model you make, whichever AI provider made it.<br>"
-    "<b>Import</b>: drag files or folders from your desktop onto this window, or choose "
-    "<b>File → Import…</b><br>"
-    "<b>Generate</b>: pick a provider in the <b>Providers</b> panel (the offline <b>Sandbox</b> needs no "
-    "account) and its results land here."
+    "<p>PixSim keeps every image, video, audio clip and 3D model you make, whichever AI provider "
+    "made it, and lets you use any of them on any other provider.</p>"
+    "<p><b>Import</b>: drag files or folders from your desktop onto this window, or choose "
+    "<b>File → Import…</b></p>"
+    "<p><b>Generate</b>: pick a provider in the <b>Providers</b> panel (the offline <b>Sandbox</b> "
+    "needs no account); its results land here.</p>"
 )
 
 
@@ -37,7 +38,9 @@ class EmptyLibraryView(QWidget):
         self.body.setTextFormat(Qt.TextFormat.RichText)
         self.body.setWordWrap(True)
         self.body.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.body.setMaximumWidth(560)
+        # Wrapped rich text in a stacked page gets its one-line height unless told its real one.
+        self.body.setFixedWidth(520)
+        self.body.setMinimumHeight(self.body.heightForWidth(520))
 
         layout = QVBoxLayout(self)
         layout.addStretch(2)

@@ -39,7 +39,9 @@ def test_an_empty_library_explains_how_to_import_or_generate(qtbot: QtBot, libra
     assert window.stack.currentWidget() is window.empty_view
     assert window.empty_view.isVisible()
     assert window.empty_view.heading.text() == HEADING
-    assert "Import" in window.empty_view.body.text() and "Generate" in window.empty_view.body.text()
+    body = window.empty_view.body
+    assert "Import" in body.text() and "Generate" in body.text()
+    assert body.height() >= body.heightForWidth(body.width()), "the explanation is not clipped"
     assert window.database_label.text() == f"Database: {DB_TEXT}"
     assert window.count_label.text() == "No assets"
     menus = [a.text() for a in window.menuBar().actions()]
