@@ -36,8 +36,30 @@ def _parser() -> argparse.ArgumentParser:
     rev.add_argument("-m", "--message", required=True)
     rev.add_argument("--autogenerate", action="store_true")
 
+    push = sub.add_parser("push", help="make an asset available on a provider (download and upload once)")
+    push.add_argument("asset_id", type=int, metavar="ASSET_ID")
+    push.add_argument("--to", required=True, dest="provider", metavar="PROVIDER")
+    push.add_argument("--account", help="the account's name, when the provider has several")
+
+    cache = sub.add_parser("cache", help="the local cache of downloaded files")
+    cache_sub = cache.add_subparsers(dest="cache_command", metavar="ACTION", required=True)
+    cache_sub.add_parser("stats", help="how much is stored, and how much of it may be evicted")
+    evict = cache_sub.add_parser("evict", help="evict least recently used files down to the size cap")
+    evict.add_argument("--to", dest="target", type=_size, help="evict down to this size (e.g. 10G, 500M)")
+
     sub.add_parser("info", help="print settings, paths and the database in use")
     return parser
+
+
+def _size(text: str) -> int:
+    units = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
+    value = text.strip().upper().removesuffix("B").removesuffix("I")
+    unit = value[-1] if value and value[-1] in units else ""
+    try:
+        number = float(value[: len(value) - len(unit)])
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a size: {text!r} (examples: 500M, 20G)") from None
+    return int(number * units[unit])
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -56,6 +78,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _db(args, settings)
         if args.command == "info":
             return _info(settings)
+        if args.command in ("push", "cache"):
+            from app.transfer_cli import run_transfer_command
+
+            return run_transfer_command(args, settings)
     except PixSimError as exc:
         print(f"pixsim: error: {exc}", file=sys.stderr)
         return 2

@@ -3,6 +3,7 @@
 from core.db.base import Base
 from core.db.models.account import ProviderAccount
 from core.db.models.asset import Asset, AssetProviderRef
+from core.db.models.cache import CacheEntry
 from core.db.models.embedding import Embedding, EmbeddingModel
 from core.db.models.job import Job, JobResultAsset
 from core.db.models.lineage import AssetBranch, AssetBranchVariant, AssetClip, AssetLineage
@@ -27,6 +28,7 @@ __all__ = [
     "AssetProviderRef",
     "AssetTemporalSegment",
     "Base",
+    "CacheEntry",
     "Embedding",
     "EmbeddingModel",
     "Job",

@@ -1,0 +1,61 @@
+"""Wiring: build the core services for one database and one set of settings (GUI, CLI, worker)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy.engine import URL
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from app.settings import Settings
+from core.cache.index import CacheIndex
+from core.cache.store import ContentStore
+from core.db.engine import make_async_engine, make_async_session_factory
+from core.db.locks import AdvisoryLocks
+from core.library import LibraryService
+from core.net.http import SafeHttp
+from core.net.limiter import Limiters
+from core.providers.accounts import AccountResolver
+from core.providers.base import ProviderRegistry
+from core.providers.pixverse import PixverseAdapter
+from core.providers.sandbox import SandboxAdapter
+from core.transfer.service import TransferService
+
+
+def builtin_providers() -> ProviderRegistry:
+    registry = ProviderRegistry()
+    registry.register(SandboxAdapter())
+    registry.register(PixverseAdapter())
+    return registry
+
+
+@dataclass
+class Services:
+    engine: AsyncEngine
+    http: SafeHttp
+    library: LibraryService
+    transfers: TransferService
+
+    async def aclose(self) -> None:
+        await self.http.aclose()
+        await self.engine.dispose()
+
+
+def build_services(settings: Settings, url: URL, registry: ProviderRegistry | None = None) -> Services:
+    """Must be called on the loop that will run the services (the core loop, or the CLI's loop)."""
+    engine = make_async_engine(url)
+    sessions = make_async_session_factory(engine)
+    store = ContentStore(settings.effective_cache_dir)
+    http = SafeHttp()
+    transfers = TransferService(
+        sessions=sessions,
+        store=store,
+        index=CacheIndex(sessions, store),
+        http=http,
+        registry=registry or builtin_providers(),
+        accounts=AccountResolver(sessions),
+        locks=AdvisoryLocks(url),
+        limiters=Limiters(settings.provider_concurrency),
+        cache_cap_bytes=settings.cache_max_bytes,
+    )
+    return Services(engine=engine, http=http, library=LibraryService(sessions), transfers=transfers)

@@ -1,0 +1,52 @@
+"""``pixsim push`` and ``pixsim cache``: the transfer engine from a terminal, with a progress bar."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+
+from sqlalchemy.engine import URL
+
+from app.bootstrap import open_database
+from app.progress import ProgressBar, human_bytes
+from app.services import build_services
+from app.settings import Settings
+
+
+def run_transfer_command(args: argparse.Namespace, settings: Settings) -> int:
+    handle = open_database(settings)
+    try:
+        return asyncio.run(_run(args, settings, handle.url))
+    finally:
+        handle.close()
+
+
+async def _run(args: argparse.Namespace, settings: Settings, url: URL) -> int:
+    services = build_services(settings, url)
+    try:
+        transfers = services.transfers
+        if args.command == "push":
+            transfers.events.subscribe(ProgressBar())
+            ref = await transfers.get_asset_for_provider(args.asset_id, args.provider, args.account)
+            expiry = f", expires {ref.expires_at:%Y-%m-%d %H:%M %Z}" if ref.expires_at else ""
+            origin = " (made there: no upload needed)" if ref.is_origin else ""
+            print(f"asset {args.asset_id} on {ref.provider_id}: {ref.kind.value} {ref.ref}{expiry}{origin}")
+            return 0
+        if args.cache_command == "stats":
+            stats = await transfers.stats()
+            print(f"cache folder:     {transfers.store.root}")
+            print(f"files:            {stats.entries:,} ({stats.leased_entries:,} in use)")
+            print(f"stored:           {human_bytes(stats.total_bytes)}")
+            print(f"library storage:  {human_bytes(stats.library_bytes)} (only copy: never evicted)")
+            print(f"evictable cache:  {human_bytes(stats.evictable_bytes)}")
+            print(f"size cap:         {human_bytes(stats.cap_bytes)}")
+            return 0
+        report = await transfers.evict(args.target)
+        print(
+            f"evicted {report.evicted:,} files, freed {human_bytes(report.freed_bytes)}; "
+            f"{human_bytes(report.remaining_bytes)} remain"
+            + (f"; {report.skipped_leased} in use were kept" if report.skipped_leased else "")
+        )
+        return 0
+    finally:
+        await services.aclose()

@@ -1,0 +1,1 @@
+"""The content-addressed local store (files) and its index (database): cache and library storage."""

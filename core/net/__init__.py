@@ -1,0 +1,1 @@
+"""HTTP plumbing shared by transfers and provider adapters: URL safety, retries, pacing, streaming."""

@@ -1,0 +1,1 @@
+"""Provider adapters and the small protocols they implement. Providers never touch the database."""

@@ -1,0 +1,1 @@
+"""Moving assets between providers: verified downloads into the store, uploads, single-flight."""

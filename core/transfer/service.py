@@ -1,0 +1,619 @@
+"""``get_asset_for_provider`` and ``ensure_local``: the cross-provider transfer engine.
+
+Hit: one statement returns the cached reference and stamps the access times; no network.
+Miss: single-flight (one task per key in this process, a PostgreSQL advisory lock across processes),
+then a verified local copy (store, remote URL, or a provider reference that still resolves), an upload
+through the adapter, and the new reference recorded with its expiry. Database work happens in short
+transactions before and after the network I/O, never around it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+from sqlalchemy import delete, select, text, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from core.cache.index import CacheIndex, CacheStats, EvictionReport
+from core.cache.store import ContentStore
+from core.db.enums import MediaType, ProviderRefKind, SyncStatus
+from core.db.locks import AdvisoryLocks
+from core.db.models import Asset, AssetProviderRef
+from core.errors import (
+    CacheError,
+    ContentMismatch,
+    PixSimError,
+    StaleReference,
+    TransferCancelled,
+    TransferError,
+    UnsafeUrl,
+)
+from core.net.http import SafeHttp, with_retries
+from core.net.limiter import Limiters
+from core.net.retry import RetryPolicy
+from core.providers.accounts import AccountResolver
+from core.providers.base import (
+    EXPIRY_MARGIN,
+    Credentials,
+    ProviderReference,
+    ProviderRegistry,
+    SupportsUpload,
+    Uploaded,
+    UploadRequest,
+)
+from core.redact import redact_text
+from core.transfer.download import DownloadSource, download
+from core.transfer.events import ByteProgress, EventHub, Phase, TransferEvent
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+# One round trip for a hit: the valid reference, with both access stamps updated.
+_HIT_SQL = text(
+    """
+    WITH ref AS (
+        UPDATE asset_provider_refs SET last_used_at = now()
+        WHERE asset_id = :asset_id AND provider_id = :provider_id
+          AND account_id IS NOT DISTINCT FROM :account_id
+          AND (expires_at IS NULL OR expires_at > now() + :margin)
+        RETURNING asset_id, provider_id, account_id, ref_kind, provider_ref, url, expires_at,
+                  is_origin, details
+    ), touched AS (
+        UPDATE assets SET last_accessed_at = now()
+        WHERE id = :asset_id AND EXISTS (SELECT 1 FROM ref)
+    )
+    SELECT * FROM ref
+    """
+)
+
+
+@dataclass(frozen=True)
+class _AssetFacts:
+    id: int
+    media_type: MediaType
+    provider_id: str
+    provider_asset_id: str | None
+    remote_url: str | None
+    remote_url_expires_at: datetime | None
+    sha256: str | None
+    file_size_bytes: int | None
+    mime_type: str | None
+    refs: list[ProviderReference] = field(default_factory=list)
+
+
+def _ref_from_row(row: Any) -> ProviderReference:
+    return ProviderReference(
+        asset_id=row.asset_id,
+        provider_id=row.provider_id,
+        account_id=row.account_id,
+        kind=ProviderRefKind(row.ref_kind),
+        ref=row.provider_ref,
+        url=row.url,
+        expires_at=row.expires_at,
+        is_origin=row.is_origin,
+        details=dict(row.details or {}),
+    )
+
+
+class TransferService:
+    def __init__(
+        self,
+        *,
+        sessions: async_sessionmaker[AsyncSession],
+        store: ContentStore,
+        index: CacheIndex,
+        http: SafeHttp,
+        registry: ProviderRegistry,
+        accounts: AccountResolver,
+        locks: AdvisoryLocks,
+        limiters: Limiters | None = None,
+        retry: RetryPolicy | None = None,
+        cache_cap_bytes: int | None = None,
+    ) -> None:
+        self._sessions = sessions
+        self.store = store
+        self.index = index
+        self._http = http
+        self._registry = registry
+        self._accounts = accounts
+        self._locks = locks
+        self._limiters = limiters or Limiters()
+        self._retry = retry or RetryPolicy()
+        self.cache_cap_bytes = cache_cap_bytes
+        self.events = EventHub()
+        self._pushes: dict[tuple[int, str, int | None], asyncio.Task[ProviderReference]] = {}
+        self._downloads: dict[int, asyncio.Task[Path]] = {}
+        self._transfers: dict[str, asyncio.Task[Any]] = {}
+        self._in_use: dict[str, int] = {}  # sha256 -> holders in this process
+        self._evicting: asyncio.Task[EvictionReport] | None = None
+        store.ensure_dirs()
+
+    # -- public API ------------------------------------------------------------------------------
+
+    async def get_asset_for_provider(
+        self, asset_id: int, target_provider: str, account: str | int | None = None
+    ) -> ProviderReference:
+        """The target provider's reference for the asset, uploading it first if the provider lacks it."""
+        adapter = self._registry.get(target_provider)
+        account_id, _ = await self._accounts.resolve(
+            target_provider, account, required=adapter.requires_account
+        )
+        hit = await self._lookup(asset_id, target_provider, account_id)
+        if hit is not None:
+            return hit
+        key = (asset_id, target_provider, account_id)
+        task = self._pushes.get(key)
+        if task is None:
+            task = asyncio.ensure_future(self._push(asset_id, adapter, account, account_id))
+            self._pushes[key] = task
+            task.add_done_callback(lambda _: self._pushes.pop(key, None))
+        return await _shared(task)
+
+    async def ensure_local(self, asset_id: int) -> Path:
+        """A verified local file with the asset's bytes (downloading it once if needed)."""
+        facts = await self._facts(asset_id)
+        if facts.sha256 and self.store.has(facts.sha256, facts.file_size_bytes):
+            await self.index.record(facts.sha256, facts.file_size_bytes or self._size(facts.sha256))
+            return self.store.object_path(facts.sha256)
+        task = self._downloads.get(asset_id)
+        if task is None:
+            task = asyncio.ensure_future(self._download(asset_id, transfer_id=None, provider_id=None))
+            self._downloads[asset_id] = task
+            task.add_done_callback(lambda _: self._downloads.pop(asset_id, None))
+        return await _shared(task)
+
+    @asynccontextmanager
+    async def using_local(self, asset_id: int) -> AsyncIterator[Path]:
+        """``ensure_local`` plus a lease: the file is not evicted while the block runs (players, exports)."""
+        path = await self.ensure_local(asset_id)
+        sha256 = path.name
+        self._in_use[sha256] = self._in_use.get(sha256, 0) + 1
+        try:
+            await self.index.lease(sha256)
+            yield path
+        finally:
+            remaining = self._in_use[sha256] - 1
+            if remaining:
+                self._in_use[sha256] = remaining
+            else:
+                del self._in_use[sha256]
+                await self.index.release(sha256)
+
+    async def invalidate(self, asset_id: int, provider_id: str, account_id: int | None) -> None:
+        """Drop a reference the provider no longer honours (it said the id or URL is unknown)."""
+        async with self._sessions() as session, session.begin():
+            await session.execute(
+                delete(AssetProviderRef).where(
+                    AssetProviderRef.asset_id == asset_id,
+                    AssetProviderRef.provider_id == provider_id,
+                    AssetProviderRef.account_id.is_not_distinct_from(account_id),
+                )
+            )
+
+    async def use_on_provider(
+        self,
+        asset_id: int,
+        provider_id: str,
+        use: Callable[[ProviderReference], Awaitable[T]],
+        account: str | int | None = None,
+    ) -> T:
+        """Run ``use(ref)``; if the provider rejects the reference as stale, re-upload once and retry."""
+        ref = await self.get_asset_for_provider(asset_id, provider_id, account)
+        try:
+            return await use(ref)
+        except StaleReference:
+            log.info(
+                "provider %s rejected its reference for asset %s; uploading again", provider_id, asset_id
+            )
+            await self.invalidate(asset_id, provider_id, ref.account_id)
+            ref = await self.get_asset_for_provider(asset_id, provider_id, account)
+            return await use(ref)
+
+    def cancel(self, transfer_id: str) -> bool:
+        task = self._transfers.get(transfer_id)
+        if task is None or task.done():
+            return False
+        task.cancel()
+        return True
+
+    async def stats(self) -> CacheStats:
+        return await self.index.stats(self.cache_cap_bytes or 0)
+
+    async def evict(self, cap_bytes: int | None = None) -> EvictionReport:
+        cap = self.cache_cap_bytes if cap_bytes is None else cap_bytes
+        if cap is None:
+            raise CacheError("No cache size cap is set.")
+        return await self.index.evict(cap, in_use=set(self._in_use))
+
+    # -- hit path --------------------------------------------------------------------------------
+
+    async def _lookup(
+        self, asset_id: int, provider_id: str, account_id: int | None
+    ) -> ProviderReference | None:
+        async with self._sessions() as session, session.begin():
+            row = (
+                await session.execute(
+                    _HIT_SQL,
+                    {
+                        "asset_id": asset_id,
+                        "provider_id": provider_id,
+                        "account_id": account_id,
+                        "margin": EXPIRY_MARGIN,
+                    },
+                )
+            ).first()
+        return _ref_from_row(row) if row is not None else None
+
+    # -- miss path -------------------------------------------------------------------------------
+
+    async def _push(
+        self, asset_id: int, adapter: SupportsUpload, account: str | int | None, account_id: int | None
+    ) -> ProviderReference:
+        provider_id = adapter.provider_id
+        transfer_id = uuid.uuid4().hex
+        self._transfers[transfer_id] = asyncio.current_task()  # type: ignore[assignment]
+        self._emit(transfer_id, asset_id, provider_id, Phase.QUEUED)
+        try:
+            async with self._locks.hold("push", asset_id, provider_id, account_id):
+                # Another process may have finished the same push while we waited for the lock.
+                hit = await self._lookup(asset_id, provider_id, account_id)
+                if hit is not None:
+                    self._emit(transfer_id, asset_id, provider_id, Phase.DONE)
+                    return hit
+                await self._drop_expired(asset_id, provider_id, account_id)
+                facts = await self._facts(asset_id)
+                origin = (
+                    adapter.origin_reference(facts.provider_asset_id, facts.media_type)
+                    if facts.provider_id == provider_id and facts.provider_asset_id
+                    else None
+                )
+                if origin is not None:
+                    ref = await self._record(asset_id, provider_id, account_id, origin, is_origin=True)
+                    self._emit(transfer_id, asset_id, provider_id, Phase.DONE)
+                    return ref
+                _, credentials = await self._accounts.resolve(
+                    provider_id, account, required=adapter.requires_account
+                )
+                path = await self._download_shared(asset_id, transfer_id, provider_id)
+                sha256 = path.name
+                self._in_use[sha256] = self._in_use.get(sha256, 0) + 1
+                try:
+                    await self.index.lease(sha256)
+                    uploaded = await self._upload(adapter, facts, path, credentials, transfer_id)
+                finally:
+                    self._in_use[sha256] -= 1
+                    if not self._in_use[sha256]:
+                        del self._in_use[sha256]
+                ref = await self._record(asset_id, provider_id, account_id, uploaded, is_origin=False)
+            self._emit(transfer_id, asset_id, provider_id, Phase.DONE, message=f"{ref.kind.value} {ref.ref}")
+            return ref
+        except asyncio.CancelledError:
+            self._emit(transfer_id, asset_id, provider_id, Phase.CANCELLED)
+            raise
+        except PixSimError as exc:
+            self._emit(transfer_id, asset_id, provider_id, Phase.FAILED, message=str(exc))
+            raise
+        finally:
+            self._transfers.pop(transfer_id, None)
+
+    async def _upload(
+        self,
+        adapter: SupportsUpload,
+        facts: _AssetFacts,
+        path: Path,
+        credentials: Credentials,
+        transfer_id: str,
+    ) -> Uploaded:
+        size = path.stat().st_size
+        progress = ByteProgress(self.events, transfer_id, facts.id, adapter.provider_id, Phase.UPLOADING)
+        request = UploadRequest(
+            path=path,
+            size=size,
+            sha256=path.name,
+            media_type=facts.media_type,
+            mime_type=facts.mime_type,
+            credentials=credentials,
+            progress=progress,
+        )
+        http = self._http_for(adapter, credentials)
+        limiter = self._limiters.for_provider(adapter.provider_id)
+
+        async def attempt(_: int) -> Uploaded:
+            progress(0, size, force=True)
+            async with limiter.slot():
+                return await adapter.upload(http, request)
+
+        uploaded = await with_retries(
+            attempt, self._retry, on_retry=self._retry_note(transfer_id, facts.id, adapter.provider_id)
+        )
+        progress(size, size, force=True)
+        return uploaded
+
+    def _http_for(self, adapter: SupportsUpload, credentials: Credentials) -> SafeHttp:
+        trusted = adapter.trusted_origins(credentials)
+        return self._http.trusting(*trusted) if trusted else self._http
+
+    async def _record(
+        self, asset_id: int, provider_id: str, account_id: int | None, uploaded: Uploaded, *, is_origin: bool
+    ) -> ProviderReference:
+        values = {
+            "asset_id": asset_id,
+            "provider_id": provider_id,
+            "account_id": account_id,
+            "ref_kind": uploaded.kind,
+            "provider_ref": uploaded.ref,
+            "url": uploaded.url,
+            "expires_at": uploaded.expires_at,
+            "is_origin": is_origin,
+            "details": uploaded.details,
+        }
+        stmt = insert(AssetProviderRef).values(
+            **values, uploaded_at=datetime.now(UTC), last_used_at=datetime.now(UTC)
+        )
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["asset_id", "provider_id", "account_id"],
+            set_={
+                k: stmt.excluded[k]
+                for k in (
+                    "ref_kind",
+                    "provider_ref",
+                    "url",
+                    "expires_at",
+                    "is_origin",
+                    "details",
+                    "uploaded_at",
+                    "last_used_at",
+                )
+            },
+        )
+        async with self._sessions() as session, session.begin():
+            await session.execute(stmt)
+            await session.execute(
+                update(Asset).where(Asset.id == asset_id).values(last_accessed_at=datetime.now(UTC))
+            )
+        return ProviderReference(
+            asset_id=asset_id,
+            provider_id=provider_id,
+            account_id=account_id,
+            kind=uploaded.kind,
+            ref=uploaded.ref,
+            url=uploaded.url,
+            expires_at=uploaded.expires_at,
+            is_origin=is_origin,
+            details=dict(uploaded.details),
+        )
+
+    async def _drop_expired(self, asset_id: int, provider_id: str, account_id: int | None) -> None:
+        async with self._sessions() as session, session.begin():
+            await session.execute(
+                delete(AssetProviderRef).where(
+                    AssetProviderRef.asset_id == asset_id,
+                    AssetProviderRef.provider_id == provider_id,
+                    AssetProviderRef.account_id.is_not_distinct_from(account_id),
+                    AssetProviderRef.expires_at <= text("now() + :margin").bindparams(margin=EXPIRY_MARGIN),
+                )
+            )
+
+    # -- local copies ----------------------------------------------------------------------------
+
+    async def _download_shared(self, asset_id: int, transfer_id: str, provider_id: str) -> Path:
+        facts = await self._facts(asset_id)
+        if facts.sha256 and self.store.has(facts.sha256, facts.file_size_bytes):
+            return self.store.object_path(facts.sha256)
+        task = self._downloads.get(asset_id)
+        if task is None:
+            task = asyncio.ensure_future(self._download(asset_id, transfer_id, provider_id))
+            self._downloads[asset_id] = task
+            task.add_done_callback(lambda _: self._downloads.pop(asset_id, None))
+        return await _shared(task)
+
+    async def _download(self, asset_id: int, transfer_id: str | None, provider_id: str | None) -> Path:
+        own_transfer = transfer_id is None
+        transfer_id = transfer_id or uuid.uuid4().hex
+        if own_transfer:
+            self._transfers[transfer_id] = asyncio.current_task()  # type: ignore[assignment]
+            self._emit(transfer_id, asset_id, provider_id, Phase.QUEUED)
+        partial = self.store.partial(f"asset-{asset_id}")
+        try:
+            async with self._locks.hold("download", asset_id):
+                facts = await self._facts(asset_id)
+                if facts.sha256 and self.store.has(facts.sha256, facts.file_size_bytes):
+                    if own_transfer:
+                        self._emit(transfer_id, asset_id, provider_id, Phase.DONE)
+                    return self.store.object_path(facts.sha256)
+                sources = self._sources(facts)
+                if not sources:
+                    raise CacheError(
+                        f"Asset {asset_id} has no local copy and no provider still offers it "
+                        "(its URLs have expired). If you have the file, import it again."
+                    )
+                await self._set_sync(asset_id, SyncStatus.DOWNLOADING)
+                try:
+                    result = await self._download_from(sources, partial, facts, transfer_id, provider_id)
+                except BaseException:
+                    await asyncio.shield(self._set_sync(asset_id, SyncStatus.REMOTE))
+                    raise
+                self._emit(transfer_id, asset_id, provider_id, Phase.VERIFYING, result.size, result.size)
+                path = self.store.commit(partial, result.sha256)
+                await self.index.record(result.sha256, result.size)
+                async with self._sessions() as session, session.begin():
+                    await session.execute(
+                        update(Asset)
+                        .where(Asset.id == asset_id)
+                        .values(
+                            sha256=result.sha256,
+                            file_size_bytes=result.size,
+                            sync_status=SyncStatus.DOWNLOADED,
+                            last_accessed_at=datetime.now(UTC),
+                        )
+                    )
+            if own_transfer:
+                self._emit(transfer_id, asset_id, provider_id, Phase.DONE, result.size, result.size)
+            self._schedule_eviction()
+            return path
+        except asyncio.CancelledError:
+            partial.discard()  # a cancelled transfer leaves nothing behind
+            if own_transfer:
+                self._emit(transfer_id, asset_id, provider_id, Phase.CANCELLED)
+            raise
+        except PixSimError as exc:
+            if own_transfer:
+                self._emit(transfer_id, asset_id, provider_id, Phase.FAILED, message=str(exc))
+            raise
+        finally:
+            if own_transfer:
+                self._transfers.pop(transfer_id, None)
+
+    async def _download_from(
+        self,
+        sources: list[DownloadSource],
+        partial: Any,
+        facts: _AssetFacts,
+        transfer_id: str,
+        provider_id: str | None,
+    ) -> Any:
+        progress = ByteProgress(self.events, transfer_id, facts.id, provider_id, Phase.DOWNLOADING)
+        last_error: TransferError | None = None
+        for source in sources:
+            limiter = self._limiters.for_provider(source.provider_id or facts.provider_id)
+            try:
+                async with limiter.slot():
+                    return await download(
+                        self._http,
+                        source,
+                        partial,
+                        retry=self._retry,
+                        progress=progress,
+                        on_retry=self._retry_note(transfer_id, facts.id, provider_id),
+                    )
+            except (StaleReference, UnsafeUrl, ContentMismatch) as exc:
+                # This copy is gone or wrong; another provider may still hold a good one.
+                log.warning("asset %s: source %s failed: %s", facts.id, redact_text(source.url), exc)
+                partial.discard()
+                last_error = exc
+        assert last_error is not None
+        raise last_error
+
+    def _sources(self, facts: _AssetFacts) -> list[DownloadSource]:
+        now = datetime.now(UTC)
+        sources: list[DownloadSource] = []
+        expected = {"expected_size": facts.file_size_bytes, "expected_sha256": facts.sha256}
+        if facts.remote_url and (facts.remote_url_expires_at is None or facts.remote_url_expires_at > now):
+            sources.append(DownloadSource(url=facts.remote_url, provider_id=facts.provider_id, **expected))  # type: ignore[arg-type]
+        for ref in facts.refs:
+            if ref.is_expired(now):
+                continue
+            try:
+                adapter = self._registry.get(ref.provider_id)
+            except PixSimError:
+                continue
+            source = adapter.download_source(ref, _NO_CREDENTIALS)
+            if source is not None and all(s.url != source.url for s in sources):
+                sources.append(
+                    DownloadSource(
+                        url=source.url,
+                        provider_id=source.provider_id,
+                        auth_headers=source.auth_headers,
+                        **expected,  # type: ignore[arg-type]
+                    )
+                )
+        return sources
+
+    async def _facts(self, asset_id: int) -> _AssetFacts:
+        async with self._sessions() as session:
+            asset = await session.get(Asset, asset_id)
+            if asset is None:
+                raise CacheError(f"There is no asset {asset_id} in the library.")
+            refs = (
+                await session.execute(
+                    select(
+                        AssetProviderRef.asset_id,
+                        AssetProviderRef.provider_id,
+                        AssetProviderRef.account_id,
+                        AssetProviderRef.ref_kind,
+                        AssetProviderRef.provider_ref,
+                        AssetProviderRef.url,
+                        AssetProviderRef.expires_at,
+                        AssetProviderRef.is_origin,
+                        AssetProviderRef.details,
+                    ).where(AssetProviderRef.asset_id == asset_id)
+                )
+            ).all()
+            return _AssetFacts(
+                id=asset.id,
+                media_type=asset.media_type,
+                provider_id=asset.provider_id,
+                provider_asset_id=asset.provider_asset_id,
+                remote_url=asset.remote_url,
+                remote_url_expires_at=asset.remote_url_expires_at,
+                sha256=asset.sha256,
+                file_size_bytes=asset.file_size_bytes,
+                mime_type=asset.mime_type,
+                refs=[_ref_from_row(r) for r in refs],
+            )
+
+    async def _set_sync(self, asset_id: int, status: SyncStatus) -> None:
+        async with self._sessions() as session, session.begin():
+            await session.execute(update(Asset).where(Asset.id == asset_id).values(sync_status=status))
+
+    def _size(self, sha256: str) -> int:
+        return self.store.object_path(sha256).stat().st_size
+
+    # -- housekeeping ----------------------------------------------------------------------------
+
+    def _schedule_eviction(self) -> None:
+        """Evict in the background after the store grew; one pass at a time."""
+        if self.cache_cap_bytes is None or (self._evicting is not None and not self._evicting.done()):
+            return
+        self._evicting = asyncio.ensure_future(self.evict())
+        self._evicting.add_done_callback(_log_failure)
+
+    def _emit(
+        self,
+        transfer_id: str,
+        asset_id: int,
+        provider_id: str | None,
+        phase: Phase,
+        done: int = 0,
+        total: int | None = None,
+        *,
+        message: str | None = None,
+    ) -> None:
+        self.events.emit(TransferEvent(transfer_id, asset_id, provider_id, phase, done, total, message))
+
+    def _retry_note(
+        self, transfer_id: str, asset_id: int, provider_id: str | None
+    ) -> Callable[[int, float, Exception], None]:
+        def note(attempt: int, delay: float, error: Exception) -> None:
+            log.info(
+                "transfer %s attempt %d failed (%s); retrying in %.1f s", transfer_id, attempt, error, delay
+            )
+
+        return note
+
+
+async def _shared(task: asyncio.Task[T]) -> T:
+    """Await a task shared by several callers: one caller's cancellation does not cancel the others'."""
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        if task.done() and task.cancelled():
+            raise TransferCancelled("The transfer was cancelled.") from None
+        raise
+
+
+def _log_failure(task: asyncio.Task[Any]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("background cache eviction failed: %s", task.exception())
+
+
+_NO_CREDENTIALS = Credentials()

@@ -1,0 +1,1 @@
+"""Self-tests proving the fakes in tests/fakes produce their faults on the wire."""
