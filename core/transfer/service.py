@@ -10,6 +10,7 @@ transactions before and after the network I/O, never around it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -17,7 +18,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 from sqlalchemy import delete, select, text, update
 from sqlalchemy.dialects.postgresql import insert
@@ -122,7 +123,7 @@ class TransferService:
         self._sessions = sessions
         self.store = store
         self.index = index
-        self._http = http
+        self.http = http
         self._registry = registry
         self._accounts = accounts
         self._locks = locks
@@ -130,8 +131,8 @@ class TransferService:
         self._retry = retry or RetryPolicy()
         self.cache_cap_bytes = cache_cap_bytes
         self.events = EventHub()
-        self._pushes: dict[tuple[int, str, int | None], asyncio.Task[ProviderReference]] = {}
-        self._downloads: dict[int, asyncio.Task[Path]] = {}
+        self._pushes: dict[tuple[int, str, int | None], _Flight[ProviderReference]] = {}
+        self._downloads: dict[int, _Flight[Path]] = {}
         self._transfers: dict[str, asyncio.Task[Any]] = {}
         self._in_use: dict[str, int] = {}  # sha256 -> holders in this process
         self._evicting: asyncio.Task[EvictionReport] | None = None
@@ -151,12 +152,12 @@ class TransferService:
         if hit is not None:
             return hit
         key = (asset_id, target_provider, account_id)
-        task = self._pushes.get(key)
-        if task is None:
-            task = asyncio.ensure_future(self._push(asset_id, adapter, account, account_id))
-            self._pushes[key] = task
-            task.add_done_callback(lambda _: self._pushes.pop(key, None))
-        return await _shared(task)
+        flight = self._pushes.get(key)
+        if flight is None:
+            flight = _Flight(asyncio.ensure_future(self._push(asset_id, adapter, account, account_id)))
+            self._pushes[key] = flight
+            flight.task.add_done_callback(lambda _: self._pushes.pop(key, None))
+        return await flight.join()
 
     async def ensure_local(self, asset_id: int) -> Path:
         """A verified local file with the asset's bytes (downloading it once if needed)."""
@@ -164,12 +165,7 @@ class TransferService:
         if facts.sha256 and self.store.has(facts.sha256, facts.file_size_bytes):
             await self.index.record(facts.sha256, facts.file_size_bytes or self._size(facts.sha256))
             return self.store.object_path(facts.sha256)
-        task = self._downloads.get(asset_id)
-        if task is None:
-            task = asyncio.ensure_future(self._download(asset_id, transfer_id=None, provider_id=None))
-            self._downloads[asset_id] = task
-            task.add_done_callback(lambda _: self._downloads.pop(asset_id, None))
-        return await _shared(task)
+        return await self._download_flight(asset_id, None, None).join()
 
     @asynccontextmanager
     async def using_local(self, asset_id: int) -> AsyncIterator[Path]:
@@ -340,7 +336,7 @@ class TransferService:
 
     def _http_for(self, adapter: SupportsUpload, credentials: Credentials) -> SafeHttp:
         trusted = adapter.trusted_origins(credentials)
-        return self._http.trusting(*trusted) if trusted else self._http
+        return self.http.trusting(*trusted) if trusted else self.http
 
     async def _record(
         self, asset_id: int, provider_id: str, account_id: int | None, uploaded: Uploaded, *, is_origin: bool
@@ -409,12 +405,17 @@ class TransferService:
         facts = await self._facts(asset_id)
         if facts.sha256 and self.store.has(facts.sha256, facts.file_size_bytes):
             return self.store.object_path(facts.sha256)
-        task = self._downloads.get(asset_id)
-        if task is None:
-            task = asyncio.ensure_future(self._download(asset_id, transfer_id, provider_id))
-            self._downloads[asset_id] = task
-            task.add_done_callback(lambda _: self._downloads.pop(asset_id, None))
-        return await _shared(task)
+        return await self._download_flight(asset_id, transfer_id, provider_id).join()
+
+    def _download_flight(
+        self, asset_id: int, transfer_id: str | None, provider_id: str | None
+    ) -> _Flight[Path]:
+        flight = self._downloads.get(asset_id)
+        if flight is None:
+            flight = _Flight(asyncio.ensure_future(self._download(asset_id, transfer_id, provider_id)))
+            self._downloads[asset_id] = flight
+            flight.task.add_done_callback(lambda _: self._downloads.pop(asset_id, None))
+        return flight
 
     async def _download(self, asset_id: int, transfer_id: str | None, provider_id: str | None) -> Path:
         own_transfer = transfer_id is None
@@ -436,12 +437,9 @@ class TransferService:
                         f"Asset {asset_id} has no local copy and no provider still offers it "
                         "(its URLs have expired). If you have the file, import it again."
                     )
-                await self._set_sync(asset_id, SyncStatus.DOWNLOADING)
-                try:
-                    result = await self._download_from(sources, partial, facts, transfer_id, provider_id)
-                except BaseException:
-                    await asyncio.shield(self._set_sync(asset_id, SyncStatus.REMOTE))
-                    raise
+                # The database never records "downloading": a crash would strand that state. Transfers
+                # in flight are the events' business; the database only learns of verified files.
+                result = await self._download_from(sources, partial, facts, transfer_id, provider_id)
                 self._emit(transfer_id, asset_id, provider_id, Phase.VERIFYING, result.size, result.size)
                 path = self.store.commit(partial, result.sha256)
                 await self.index.record(result.sha256, result.size)
@@ -487,14 +485,16 @@ class TransferService:
             limiter = self._limiters.for_provider(source.provider_id or facts.provider_id)
             try:
                 async with limiter.slot():
-                    return await download(
-                        self._http,
+                    result = await download(
+                        self.http,
                         source,
                         partial,
                         retry=self._retry,
                         progress=progress,
                         on_retry=self._retry_note(transfer_id, facts.id, provider_id),
                     )
+                progress(result.size, result.size, force=True)  # the throttle may have eaten the last one
+                return result
             except (StaleReference, UnsafeUrl, ContentMismatch) as exc:
                 # This copy is gone or wrong; another provider may still hold a good one.
                 log.warning("asset %s: source %s failed: %s", facts.id, redact_text(source.url), exc)
@@ -561,10 +561,6 @@ class TransferService:
                 refs=[_ref_from_row(r) for r in refs],
             )
 
-    async def _set_sync(self, asset_id: int, status: SyncStatus) -> None:
-        async with self._sessions() as session, session.begin():
-            await session.execute(update(Asset).where(Asset.id == asset_id).values(sync_status=status))
-
     def _size(self, sha256: str) -> int:
         return self.store.object_path(sha256).stat().st_size
 
@@ -601,14 +597,31 @@ class TransferService:
         return note
 
 
-async def _shared(task: asyncio.Task[T]) -> T:
-    """Await a task shared by several callers: one caller's cancellation does not cancel the others'."""
-    try:
-        return await asyncio.shield(task)
-    except asyncio.CancelledError:
-        if task.done() and task.cancelled():
-            raise TransferCancelled("The transfer was cancelled.") from None
-        raise
+class _Flight(Generic[T]):
+    """One in-flight operation shared by every caller that asked for the same thing (single-flight).
+
+    A caller that is cancelled stops waiting; the operation itself is cancelled only when its last
+    caller gives up (and then its clean-up runs before the cancellation propagates).
+    """
+
+    def __init__(self, task: asyncio.Task[T]) -> None:
+        self.task = task
+        self.waiters = 0
+
+    async def join(self) -> T:
+        self.waiters += 1
+        try:
+            return await asyncio.shield(self.task)
+        except asyncio.CancelledError:
+            if self.task.cancelled():
+                raise TransferCancelled("The transfer was cancelled.") from None
+            if self.waiters == 1 and not self.task.done():
+                self.task.cancel()
+                with contextlib.suppress(BaseException):
+                    await self.task
+            raise
+        finally:
+            self.waiters -= 1
 
 
 def _log_failure(task: asyncio.Task[Any]) -> None:

@@ -226,7 +226,7 @@ class FakeHttpServer:
         self.base_url = ""
         self.requests: list[Request] = []
         self.responses: list[Served] = []
-        # Exceptions raised by route handlers (each was answered with a 500); a non-empty list is a bug in a fake.
+        # Exceptions from route handlers (each answered with a 500) or from this server: a bug in a fake.
         self.errors: list[BaseException] = []
         self.connections = 0  # TCP connections accepted so far (keep-alive reuse shows as fewer connections)
         self._files: dict[str, _File] = {}
