@@ -59,8 +59,10 @@ class AccountResolver:
         if not rows:
             if account is None and not required:
                 return None, Credentials()
-            which = f"an account named '{account}'" if account is not None else "an account"
-            raise ConfigError(f"There is no {which} for {provider_id}. Add one under Settings → Accounts.")
+            named = f" named '{account}'" if account is not None else ""
+            raise ConfigError(
+                f"There is no {provider_id} account{named}. Add one under Settings → Accounts."
+            )
         if len(rows) > 1:
             labels = ", ".join(r.label for r in rows)
             raise ConfigError(f"{provider_id} has several accounts ({labels}): choose one.")
