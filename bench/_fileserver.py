@@ -28,7 +28,7 @@ _RANGE = re.compile(r"^bytes=(\d+)-(\d*)$")
 
 class FileHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, as a CDN would
-    root: ClassVar[Path] = Path(".")
+    root: ClassVar[Path] = Path()
     counts: ClassVar[Counter[str]] = Counter()
     lock: ClassVar[threading.Lock] = threading.Lock()
 

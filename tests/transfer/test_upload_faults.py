@@ -9,7 +9,7 @@ from email.utils import format_datetime
 import pytest
 
 from core.errors import AuthFailed, InsufficientBalance, InvalidParameter, Moderated, RateLimited
-from tests.fakes.http_server import Fault, Reset, Stall, Status
+from tests.fakes.http_server import CutShort, FakeHttpServer, Fault, Redirect, Reset, Slow, Stall, Status
 
 from .conftest import PIXVERSE_KEY, Env, media_bytes
 
@@ -116,3 +116,28 @@ async def test_3d_models_are_refused_by_pixverse_before_any_upload(env: Env) -> 
     with pytest.raises(InvalidParameter, match="not 3D models"):
         await env.transfers.get_asset_for_provider(asset_id, "pixverse")
     assert env.server.count("POST", MEDIA) == 0
+
+
+async def test_an_answer_cut_short_is_retried(env: Env) -> None:
+    asset_id = await env.add_remote_asset(media_bytes(10_000))
+    env.server.fail("POST", MEDIA, CutShort(20, close_delimited=True))
+    ref = await env.transfers.get_asset_for_provider(asset_id, "pixverse")
+    assert env.server.count("POST", MEDIA) == 2
+    assert int(ref.ref) in env.pixverse.known_ids
+
+
+async def test_a_slow_but_steady_answer_does_not_time_out(env: Env) -> None:
+    asset_id = await env.add_remote_asset(media_bytes(10_000))
+    env.server.fail("POST", MEDIA, Slow(chunk_size=8, interval_s=0.2))  # ~3 s for the JSON envelope
+    ref = await env.transfers.get_asset_for_provider(asset_id, "pixverse")
+    assert env.server.count("POST", MEDIA) == 1
+    assert int(ref.ref) in env.pixverse.known_ids
+
+
+async def test_an_upload_is_never_redirected(env: Env) -> None:
+    async with FakeHttpServer() as elsewhere:
+        asset_id = await env.add_remote_asset(media_bytes(10_000))
+        env.server.fail("POST", MEDIA, Redirect(elsewhere.url("/steal"), status=307))
+        with pytest.raises(InvalidParameter, match="307"):
+            await env.transfers.get_asset_for_provider(asset_id, "pixverse")
+        assert elsewhere.requests == [], "neither the file nor the API key went anywhere else"
