@@ -60,9 +60,7 @@ class AccountResolver:
             if account is None and not required:
                 return None, Credentials()
             named = f" named '{account}'" if account is not None else ""
-            raise ConfigError(
-                f"There is no {provider_id} account{named}. Add one under Settings → Accounts."
-            )
+            raise ConfigError(f"There is no {provider_id} account{named}. Add one under Settings → Accounts.")
         if len(rows) > 1:
             labels = ", ".join(r.label for r in rows)
             raise ConfigError(f"{provider_id} has several accounts ({labels}): choose one.")

@@ -119,6 +119,7 @@ class TransferService:
         limiters: Limiters | None = None,
         retry: RetryPolicy | None = None,
         cache_cap_bytes: int | None = None,
+        max_active_transfers: int = 16,
     ) -> None:
         self._sessions = sessions
         self.store = store
@@ -131,6 +132,11 @@ class TransferService:
         self._retry = retry or RetryPolicy()
         self.cache_cap_bytes = cache_cap_bytes
         self.events = EventHub()
+        # Bound the work in progress (each holds a lock connection); the rest wait as "queued".
+        # Two separate pools so a push holding a slot can always get a download slot: downloads never
+        # wait for pushes, so there is no cycle. Per-provider limits apply inside.
+        self._active_pushes = asyncio.Semaphore(max_active_transfers)
+        self._active_downloads = asyncio.Semaphore(max_active_transfers)
         self._pushes: dict[tuple[int, str, int | None], _Flight[ProviderReference]] = {}
         self._downloads: dict[int, _Flight[Path]] = {}
         self._transfers: dict[str, asyncio.Task[Any]] = {}
@@ -259,7 +265,7 @@ class TransferService:
         self._transfers[transfer_id] = asyncio.current_task()  # type: ignore[assignment]
         self._emit(transfer_id, asset_id, provider_id, Phase.QUEUED)
         try:
-            async with self._locks.hold("push", asset_id, provider_id, account_id):
+            async with self._active_pushes, self._locks.hold("push", asset_id, provider_id, account_id):
                 # Another process may have finished the same push while we waited for the lock.
                 hit = await self._lookup(asset_id, provider_id, account_id)
                 if hit is not None:
@@ -425,7 +431,7 @@ class TransferService:
             self._emit(transfer_id, asset_id, provider_id, Phase.QUEUED)
         partial = self.store.partial(f"asset-{asset_id}")
         try:
-            async with self._locks.hold("download", asset_id):
+            async with self._active_downloads, self._locks.hold("download", asset_id):
                 facts = await self._facts(asset_id)
                 if facts.sha256 and self.store.has(facts.sha256, facts.file_size_bytes):
                     if own_transfer:

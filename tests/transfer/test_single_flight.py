@@ -124,3 +124,11 @@ async def test_kill_9_mid_download_leaves_no_corrupt_file_and_the_transfer_resum
     assert [u.data for u in env.pixverse.uploads] == [body]
     assert [r.provider_ref for r in await env.refs(asset_id)] == [ref.ref]
     assert env.partials() == []
+
+
+async def test_a_large_batch_of_pushes_queues_instead_of_exhausting_connections(env: Env) -> None:
+    """120 assets dropped on a provider at once: more than the database allows connections (100)."""
+    ids = [await env.add_remote_asset(media_bytes(2_000, seed=i), name=f"batch{i}.mp4") for i in range(120)]
+    refs = await asyncio.gather(*(env.transfers.get_asset_for_provider(i, "sandbox") for i in ids))
+    assert len({r.ref for r in refs}) == 120
+    assert sum(env.server.count("GET", f"/cdn/batch{i}.mp4") for i in range(120)) == 120
