@@ -17,20 +17,15 @@ from sqlalchemy import select
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from core.cache.index import CacheIndex
+from app.services import build_transfers
 from core.cache.store import ContentStore
 from core.db.engine import make_async_engine, make_async_session_factory
 from core.db.enums import MediaType, UploadMethod
-from core.db.locks import AdvisoryLocks
 from core.db.models import Asset, AssetProviderRef, ProviderAccount
 from core.net.http import SafeHttp
-from core.net.limiter import Limiters
 from core.net.policy import UrlPolicy
 from core.net.retry import RetryPolicy
-from core.providers.accounts import KEYRING_SERVICE, AccountResolver
-from core.providers.base import ProviderRegistry
-from core.providers.pixverse import PixverseAdapter
-from core.providers.sandbox import SandboxAdapter
+from core.providers.accounts import KEYRING_SERVICE
 from core.transfer.events import TransferEvent
 from core.transfer.service import TransferService
 from tests.factories import local_user_id
@@ -124,24 +119,10 @@ def make_transfers(
     *,
     retry: RetryPolicy = TEST_RETRY,
     cache_cap_bytes: int | None = None,
-    concurrency: int = 4,
 ) -> TransferService:
-    store = ContentStore(cache_dir)
-    registry = ProviderRegistry()
-    registry.register(SandboxAdapter())
-    registry.register(PixverseAdapter())
-    return TransferService(
-        sessions=sessions,
-        store=store,
-        index=CacheIndex(sessions, store),
-        http=SafeHttp(UrlPolicy.trusting(trusted), timeout=TEST_TIMEOUT),
-        registry=registry,
-        accounts=AccountResolver(sessions),
-        locks=AdvisoryLocks(url),
-        limiters=Limiters(concurrency),
-        retry=retry,
-        cache_cap_bytes=cache_cap_bytes,
-    )
+    """The app's wiring, with the fake servers trusted and fast retries and timeouts."""
+    http = SafeHttp(UrlPolicy.trusting(trusted), timeout=TEST_TIMEOUT)
+    return build_transfers(sessions, url, cache_dir, http=http, retry=retry, cache_cap_bytes=cache_cap_bytes)
 
 
 async def add_pixverse_account(sessions: async_sessionmaker[AsyncSession], base_url: str) -> int:
