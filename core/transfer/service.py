@@ -167,11 +167,7 @@ class TransferService:
 
     async def ensure_local(self, asset_id: int) -> Path:
         """A verified local file with the asset's bytes (downloading it once if needed)."""
-        facts = await self._facts(asset_id)
-        if facts.sha256 and self.store.has(facts.sha256, facts.file_size_bytes):
-            await self.index.record(facts.sha256, facts.file_size_bytes or self._size(facts.sha256))
-            return self.store.object_path(facts.sha256)
-        return await self._download_flight(asset_id, None, None).join()
+        return await self._local_copy(asset_id, transfer_id=None, provider_id=None)
 
     @asynccontextmanager
     async def using_local(self, asset_id: int) -> AsyncIterator[Path]:
@@ -285,7 +281,7 @@ class TransferService:
                 _, credentials = await self._accounts.resolve(
                     provider_id, account, required=adapter.requires_account
                 )
-                path = await self._download_shared(asset_id, transfer_id, provider_id)
+                path = await self._local_copy(asset_id, transfer_id, provider_id)
                 sha256 = path.name
                 self._in_use[sha256] = self._in_use.get(sha256, 0) + 1
                 try:
@@ -407,9 +403,10 @@ class TransferService:
 
     # -- local copies ----------------------------------------------------------------------------
 
-    async def _download_shared(self, asset_id: int, transfer_id: str, provider_id: str) -> Path:
+    async def _local_copy(self, asset_id: int, transfer_id: str | None, provider_id: str | None) -> Path:
         facts = await self._facts(asset_id)
         if facts.sha256 and self.store.has(facts.sha256, facts.file_size_bytes):
+            await self.index.record(facts.sha256, facts.file_size_bytes or self._size(facts.sha256))
             return self.store.object_path(facts.sha256)
         return await self._download_flight(asset_id, transfer_id, provider_id).join()
 
