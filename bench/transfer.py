@@ -4,8 +4,8 @@
 
 Everything runs against throwaway state: a fresh embedded PostgreSQL and a cache folder in a temp
 directory, and a static file server (bench/_fileserver.py, sendfile) in a separate process on
-127.0.0.1. The TransferService is wired as the app wires it and runs on the app's core loop
-(core.runtime.CoreLoop). Measured:
+127.0.0.1. The TransferService comes from the app's own wiring (app.services.build_transfers) and
+runs on the app's core loop (core.runtime.CoreLoop). Measured:
 
 * download: ``ensure_local`` of a ``--file-mib`` file into the cache (stream, sha256, size check,
   fsync, atomic rename, index row) against ``curl -s -o <file>`` of the same URL; runs interleaved,
@@ -15,7 +15,8 @@ directory, and a static file server (bench/_fileserver.py, sendfile) in a separa
   SELECTs through the same session factory, interleaved in blocks.
 * single-flight: 100 concurrent ``get_asset_for_provider`` calls on one (asset, Pixverse) pair; the
   downloads and uploads the (fake) servers received.
-* eviction: one pass over 100,000 indexed cache files that must drop 10 % of them.
+* eviction: one pass over 100,000 indexed cache files (written and synced to disk beforehand) that
+  must drop 10 % of them, next to plainly unlinking 10,000 files of the same size and layout.
 * GUI latency: a 1 ms QTimer on the Qt main thread (offscreen) while a download streams on the core
   loop, against the same timer with nothing running.
 
@@ -52,21 +53,16 @@ from sqlalchemy import select, text
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from core.cache.index import CacheIndex
+from app.services import build_transfers
 from core.cache.store import ContentStore
 from core.db import migrate
 from core.db.embedded import EmbeddedDatabase
 from core.db.engine import make_async_engine, make_async_session_factory
 from core.db.enums import MediaType, UploadMethod
-from core.db.locks import AdvisoryLocks
 from core.db.models import LOCAL_USERNAME, Asset, ProviderAccount, User
 from core.net.http import SafeHttp
-from core.net.limiter import Limiters
 from core.net.policy import UrlPolicy
-from core.providers.accounts import KEYRING_SERVICE, AccountResolver
-from core.providers.base import ProviderRegistry
-from core.providers.pixverse import PixverseAdapter
-from core.providers.sandbox import SandboxAdapter
+from core.providers.accounts import KEYRING_SERVICE
 from core.runtime import CoreLoop
 from core.transfer.events import TransferEvent
 from core.transfer.service import TransferService
@@ -206,20 +202,11 @@ class Wired:
 def make_transfers(
     sessions: async_sessionmaker[AsyncSession], url: URL, cache_dir: Path, trusted: list[str]
 ) -> TransferService:
-    store = ContentStore(cache_dir)
-    registry = ProviderRegistry()
-    registry.register(SandboxAdapter())
-    registry.register(PixverseAdapter())
-    return TransferService(
-        sessions=sessions,
-        store=store,
-        index=CacheIndex(sessions, store),
-        http=SafeHttp(UrlPolicy.trusting(trusted)),
-        registry=registry,
-        accounts=AccountResolver(sessions),
-        locks=AdvisoryLocks(url),
-        limiters=Limiters(4),
-    )
+    """The app's own wiring (app.services.build_transfers), with the bench's loopback servers trusted.
+
+    No cache cap: background eviction would interfere; the eviction pass is measured on its own.
+    """
+    return build_transfers(sessions, url, cache_dir, http=SafeHttp(UrlPolicy.trusting(trusted)))
 
 
 async def wire(url: URL, cache_dir: Path, trusted: list[str]) -> Wired:
@@ -435,10 +422,10 @@ _EVICT_ROWS = text(
 )
 
 
-def make_evict_files(store: ContentStore, n: int) -> list[str]:
+def make_evict_files(store: ContentStore, indices: range) -> list[str]:
     shas = []
     made: set[Path] = set()
-    for i in range(n):
+    for i in indices:
         data = evict_content(i)
         sha = hashlib.sha256(data).hexdigest()
         path = store.object_path(sha)
@@ -653,20 +640,34 @@ def main() -> int:
         with stage(f"eviction: {EVICT_ENTRIES} entries of {EVICT_FILE_BYTES} B, cap drops 10 %"):
             core.run(clear_index(wired))
             t0 = time.perf_counter()
-            shas = make_evict_files(wired.transfers.store, EVICT_ENTRIES)
+            shas = make_evict_files(wired.transfers.store, range(EVICT_ENTRIES))
+            # Baseline: as many files of the same size and layout, outside the store, just unlinked.
+            plain = ContentStore(tmp / "unlink-baseline")
+            plain_shas = make_evict_files(plain, range(EVICT_ENTRIES, EVICT_ENTRIES + EVICT_ENTRIES // 10))
             t1 = time.perf_counter()
             total = core.run(insert_evict_rows(wired, EVICT_ENTRIES, shas[0]))
             os.sync()  # a cache written long ago: no pending writeback distorts the unlinks
             t2 = time.perf_counter()
-            say(f"   prepared {len(shas)} files in {t1 - t0:.1f} s, {total} rows (and sync) in {t2 - t1:.2f} s")
+            say(
+                f"   prepared {len(shas)} files in {t1 - t0:.1f} s, {total} rows (and sync) in {t2 - t1:.2f} s"
+            )
+            start = time.perf_counter()
+            for sha in plain_shas:
+                plain.object_path(sha).unlink()
+            unlink_s = time.perf_counter() - start
             cap = (EVICT_ENTRIES - EVICT_ENTRIES // 10) * EVICT_FILE_BYTES
             report, evict_s = core.run(timed(wired.transfers.evict(cap)))
             gone = sum(1 for sha in shas[: EVICT_ENTRIES // 10] if not wired.transfers.store.has(sha))
             kept = sum(1 for sha in shas[EVICT_ENTRIES // 10 :] if wired.transfers.store.has(sha))
-        summary |= {"evict_100k_s": round(evict_s, 3), "evicted": report.evicted}
+        summary |= {
+            "evict_100k_s": round(evict_s, 3),
+            "evicted": report.evicted,
+            "baseline_unlink_s": round(unlink_s, 3),
+        }
         say(
             f"   evicted {report.evicted} ({report.freed_bytes} B) in {evict_s:.3f} s; "
-            f"oldest 10 % gone: {gone}, rest kept: {kept}"
+            f"oldest 10 % gone: {gone}, rest kept: {kept}; baseline: unlinking "
+            f"{len(plain_shas)} such files took {unlink_s:.3f} s"
         )
 
         if args.skip_gui:
