@@ -13,6 +13,7 @@ from core.cache.index import CacheIndex
 from core.cache.store import ContentStore
 from core.db.engine import make_async_engine, make_async_session_factory
 from core.db.locks import AdvisoryLocks
+from core.db.quick import QuickStatements
 from core.library import LibraryService
 from core.net.http import SafeHttp
 from core.net.limiter import Limiters
@@ -39,6 +40,7 @@ class Services:
     transfers: TransferService
 
     async def aclose(self) -> None:
+        await self.transfers.aclose()
         await self.http.aclose()
         await self.engine.dispose()
 
@@ -63,6 +65,7 @@ def build_transfers(
         registry=registry or builtin_providers(),
         accounts=AccountResolver(sessions),
         locks=AdvisoryLocks(url),
+        quick=QuickStatements(url),
         limiters=Limiters(concurrency),
         retry=retry,
         cache_cap_bytes=cache_cap_bytes,

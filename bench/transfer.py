@@ -195,6 +195,7 @@ class Wired:
     transfers: TransferService
 
     async def aclose(self) -> None:
+        await self.transfers.aclose()
         await self.transfers.http.aclose()
         await self.engine.dispose()
 
@@ -395,6 +396,7 @@ async def dedup(url: URL, sessions: async_sessionmaker[AsyncSession], cache_dir:
                 )
             )
         finally:
+            await transfers.aclose()
             await transfers.http.aclose()
         return {
             "downloads": server.count("GET", cdn),

@@ -29,6 +29,7 @@ from core.cache.store import ContentStore
 from core.db.enums import MediaType, ProviderRefKind, SyncStatus
 from core.db.locks import AdvisoryLocks
 from core.db.models import Asset, AssetProviderRef
+from core.db.quick import QuickStatements
 from core.errors import (
     CacheError,
     ContentMismatch,
@@ -58,23 +59,37 @@ from core.transfer.events import ByteProgress, EventHub, Phase, TransferEvent
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-# One round trip for a hit: the valid reference, with both access stamps updated.
-_HIT_SQL = text(
-    """
-    WITH ref AS (
-        UPDATE asset_provider_refs SET last_used_at = now()
-        WHERE asset_id = :asset_id AND provider_id = :provider_id
-          AND account_id IS NOT DISTINCT FROM :account_id
-          AND (expires_at IS NULL OR expires_at > now() + :margin)
-        RETURNING asset_id, provider_id, account_id, ref_kind, provider_ref, url, expires_at,
-                  is_origin, details
-    ), touched AS (
-        UPDATE assets SET last_accessed_at = now()
-        WHERE id = :asset_id AND EXISTS (SELECT 1 FROM ref)
-    )
-    SELECT * FROM ref
-    """
+# One round trip for a hit: the valid reference, with both access stamps updated. The account is
+# chosen as AccountResolver chooses it: the one asked for, or the only enabled one. When that is
+# ambiguous, or missing for a provider that needs one, the id is -1 (matches nothing): no hit, and the
+# slow path explains. With "exact", the account id given is used as is (already resolved).
+_HIT_SQL = """
+WITH acct AS (
+    SELECT CASE
+        WHEN %(exact)s THEN %(account_id)s::bigint
+        WHEN count(*) = 1 THEN min(id)
+        WHEN count(*) = 0 AND NOT %(required)s
+             AND %(label)s::text IS NULL AND %(account_id)s::bigint IS NULL THEN NULL
+        ELSE -1
+    END AS id
+    FROM provider_accounts
+    WHERE provider_id = %(provider_id)s AND enabled
+      AND (%(label)s::text IS NULL OR label = %(label)s::text)
+      AND (%(account_id)s::bigint IS NULL OR id = %(account_id)s::bigint)
+), ref AS (
+    UPDATE asset_provider_refs r SET last_used_at = now()
+    FROM acct
+    WHERE r.asset_id = %(asset_id)s AND r.provider_id = %(provider_id)s
+      AND r.account_id IS NOT DISTINCT FROM acct.id
+      AND (r.expires_at IS NULL OR r.expires_at > now() + %(margin)s)
+    RETURNING r.asset_id, r.provider_id, r.account_id, r.ref_kind, r.provider_ref, r.url, r.expires_at,
+              r.is_origin, r.details
+), touched AS (
+    UPDATE assets SET last_accessed_at = now()
+    WHERE id = %(asset_id)s AND EXISTS (SELECT 1 FROM ref)
 )
+SELECT * FROM ref
+"""
 
 
 @dataclass(frozen=True)
@@ -116,6 +131,7 @@ class TransferService:
         registry: ProviderRegistry,
         accounts: AccountResolver,
         locks: AdvisoryLocks,
+        quick: QuickStatements,
         limiters: Limiters | None = None,
         retry: RetryPolicy | None = None,
         cache_cap_bytes: int | None = None,
@@ -128,6 +144,7 @@ class TransferService:
         self._registry = registry
         self._accounts = accounts
         self._locks = locks
+        self._quick = quick
         self._limiters = limiters or Limiters()
         self._retry = retry or RetryPolicy()
         self.cache_cap_bytes = cache_cap_bytes
@@ -151,12 +168,14 @@ class TransferService:
     ) -> ProviderReference:
         """The target provider's reference for the asset, uploading it first if the provider lacks it."""
         adapter = self._registry.get(target_provider)
+        hit = await self._hit(
+            asset_id, target_provider, account, required=adapter.requires_account, exact=False
+        )
+        if hit is not None:
+            return hit
         account_id, _ = await self._accounts.resolve(
             target_provider, account, required=adapter.requires_account
         )
-        hit = await self._lookup(asset_id, target_provider, account_id)
-        if hit is not None:
-            return hit
         key = (asset_id, target_provider, account_id)
         flight = self._pushes.get(key)
         if flight is None:
@@ -223,6 +242,10 @@ class TransferService:
         task.cancel()
         return True
 
+    async def aclose(self) -> None:
+        """Close this service's own connections (the HTTP client belongs to whoever passed it in)."""
+        await self._quick.aclose()
+
     async def stats(self) -> CacheStats:
         return await self.index.stats(self.cache_cap_bytes or 0)
 
@@ -234,22 +257,28 @@ class TransferService:
 
     # -- hit path --------------------------------------------------------------------------------
 
+    async def _hit(
+        self, asset_id: int, provider_id: str, account: str | int | None, *, required: bool, exact: bool
+    ) -> ProviderReference | None:
+        row = await self._quick.fetchone(
+            _HIT_SQL,
+            {
+                "asset_id": asset_id,
+                "provider_id": provider_id,
+                "account_id": account if isinstance(account, int) else None,
+                "label": account if isinstance(account, str) else None,
+                "required": required,
+                "exact": exact,
+                "margin": EXPIRY_MARGIN,
+            },
+        )
+        return _ref_from_row(row) if row is not None else None
+
     async def _lookup(
         self, asset_id: int, provider_id: str, account_id: int | None
     ) -> ProviderReference | None:
-        async with self._sessions() as session, session.begin():
-            row = (
-                await session.execute(
-                    _HIT_SQL,
-                    {
-                        "asset_id": asset_id,
-                        "provider_id": provider_id,
-                        "account_id": account_id,
-                        "margin": EXPIRY_MARGIN,
-                    },
-                )
-            ).first()
-        return _ref_from_row(row) if row is not None else None
+        """The hit query for an account already resolved (inside a push, after taking the lock)."""
+        return await self._hit(asset_id, provider_id, account_id, required=False, exact=True)
 
     # -- miss path -------------------------------------------------------------------------------
 

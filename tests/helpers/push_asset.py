@@ -36,6 +36,7 @@ async def main() -> int:
             *(transfers.get_asset_for_provider(int(asset_id), provider) for _ in range(int(count)))
         )
     finally:
+        await transfers.aclose()
         await transfers.http.aclose()
         await engine.dispose()
     print(json.dumps({"refs": sorted({r.ref for r in refs})}), flush=True)

@@ -150,6 +150,7 @@ async def env(db_url: URL, tmp_path: Path, server: FakeHttpServer) -> AsyncItera
     environment = Env(server, pixverse, sessions, transfers, transfers.store, account_id)
     transfers.events.subscribe(environment.events.append)
     yield environment
+    await transfers.aclose()
     await transfers.http.aclose()
     await engine.dispose()
 

@@ -11,8 +11,8 @@ import pytest
 from sqlalchemy import update
 
 from core.db.enums import MediaType, ProviderRefKind, SyncStatus, UploadMethod
-from core.db.models import Asset, AssetProviderRef
-from core.errors import CacheError, StaleReference, TransferCancelled
+from core.db.models import Asset, AssetProviderRef, ProviderAccount
+from core.errors import CacheError, ConfigError, StaleReference, TransferCancelled
 from core.providers.base import ProviderReference
 from core.transfer.events import Phase
 from tests.factories import local_user_id
@@ -209,3 +209,18 @@ def _write(env: Env, body: bytes) -> Path:
     path = env.store.root.parent / "import-source.bin"
     path.write_bytes(body)
     return path
+
+
+async def test_with_several_accounts_the_caller_must_choose(env: Env) -> None:
+    asset_id = await env.add_remote_asset(media_bytes(1000))
+    main = await env.transfers.get_asset_for_provider(asset_id, "pixverse")
+    async with env.sessions() as session, session.begin():
+        session.add(
+            ProviderAccount(
+                user_id=await local_user_id(session), provider_id="pixverse", label="studio", keyring_ref="x"
+            )
+        )
+    with pytest.raises(ConfigError, match=r"several accounts \(main, studio\)"):
+        await env.transfers.get_asset_for_provider(asset_id, "pixverse")
+    assert await env.transfers.get_asset_for_provider(asset_id, "pixverse", "main") == main
+    assert await env.transfers.get_asset_for_provider(asset_id, "pixverse", env.pixverse_account_id) == main
