@@ -41,11 +41,13 @@ async def _run(args: argparse.Namespace, settings: Settings, url: URL) -> int:
             print(f"evictable cache:  {human_bytes(stats.evictable_bytes)}")
             print(f"size cap:         {human_bytes(stats.cap_bytes)}")
             return 0
-        report = await transfers.evict(args.target)
+        target = args.target if args.target is not None else transfers.cache_cap_bytes or 0
+        report = await transfers.evict(target)
+        over = report.remaining_bytes > target
         print(
             f"evicted {report.evicted:,} files, freed {human_bytes(report.freed_bytes)}; "
             f"{human_bytes(report.remaining_bytes)} remain"
-            + (f"; {report.skipped_leased} in use were kept" if report.skipped_leased else "")
+            + (" (the rest is in use or the only copy of an asset)" if over else "")
         )
         return 0
     finally:

@@ -6,12 +6,14 @@ imported it (no remote URL) or the provider URL has expired. Everything else is 
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import Exists, String, any_, bindparam, delete, func, or_, select, update
-from sqlalchemy.dialects.postgresql import ARRAY, insert
+from sqlalchemy import Exists, delete, func, or_, select, text, update
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.cache.store import ContentStore
@@ -53,7 +55,6 @@ class EvictionReport:
     evicted: int
     freed_bytes: int
     remaining_bytes: int
-    skipped_leased: int
 
 
 class CacheIndex:
@@ -123,53 +124,50 @@ class CacheIndex:
     async def evict(self, cap_bytes: int, *, in_use: set[str] | None = None) -> EvictionReport:
         """Delete least-recently-used cache files until the total is at most ``cap_bytes``.
 
-        Leased files, files this process is using (``in_use``) and library storage are kept. Rows are
-        deleted first, re-checking the lease in the same statement, and only then are files unlinked,
-        so a file someone just leased is never removed.
+        One statement picks the victims (running sum in LRU order, leased files, files this process
+        uses and library storage excluded) and deletes their rows, re-checking the lease as it deletes;
+        only the files whose rows it returned are then unlinked, on worker threads. A file someone
+        leases concurrently is therefore never removed.
         """
-        in_use = in_use or set()
-        async with self._sessions() as session:
-            total = int(await session.scalar(select(func.coalesce(func.sum(CacheEntry.size_bytes), 0))) or 0)
-            if total <= cap_bytes:
-                return EvictionReport(0, 0, total, 0)
-            rows = (
-                await session.execute(
-                    select(CacheEntry.sha256, CacheEntry.size_bytes)
-                    .where(
-                        or_(CacheEntry.leased_until.is_(None), CacheEntry.leased_until <= func.now()),
-                        ~_only_durable_copy(),
-                    )
-                    .order_by(CacheEntry.last_accessed_at, CacheEntry.sha256)
-                )
-            ).all()
-        chosen: list[str] = []
-        excess = total - cap_bytes
-        skipped = 0
-        for sha256, size in rows:
-            if excess <= 0:
-                break
-            if sha256 in in_use:
-                skipped += 1
-                continue
-            chosen.append(sha256)
-            excess -= size
-        if not chosen:
-            return EvictionReport(0, 0, total, skipped)
+        params = {"cap": cap_bytes, "in_use": sorted(in_use or ())}
         async with self._sessions() as session, session.begin():
-            deleted = (
-                await session.execute(
-                    delete(CacheEntry)
-                    .where(
-                        # One array parameter: 100k ids would overflow the 65k bind-parameter limit.
-                        CacheEntry.sha256 == any_(bindparam("chosen", chosen, type_=ARRAY(String))),
-                        or_(CacheEntry.leased_until.is_(None), CacheEntry.leased_until <= func.now()),
-                    )
-                    .returning(CacheEntry.sha256, CacheEntry.size_bytes)
-                )
-            ).all()
-        freed = 0
-        for sha256, size in deleted:
-            self._store.remove(sha256)
-            freed += int(size)
+            total = int(
+                await session.scalar(text("SELECT coalesce(sum(size_bytes), 0) FROM cache_entries")) or 0
+            )
+            if total <= cap_bytes:
+                return EvictionReport(0, 0, total)
+            deleted = (await session.execute(_EVICT_SQL, {**params, "excess": total - cap_bytes})).all()
+        freed = sum(int(size) for _, size in deleted)
+        await asyncio.to_thread(self._unlink_all, [sha for sha, _ in deleted])
         log.info("evicted %d cached files, %d bytes", len(deleted), freed)
-        return EvictionReport(len(deleted), freed, total - freed, skipped + len(chosen) - len(deleted))
+        return EvictionReport(len(deleted), freed, total - freed)
+
+    def _unlink_all(self, shas: list[str]) -> None:
+        # Unlinking is the slow part on real disks (journal, discard); it parallelizes well.
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            list(pool.map(self._store.remove, shas, chunksize=64))
+
+
+# Victims in LRU order while the bytes before them are still under the excess; deleted in the same
+# statement with the lease re-checked (a concurrent lease blocks on the row, then excludes it).
+_EVICT_SQL = text(
+    """
+    WITH candidates AS (
+        SELECT e.sha256, e.size_bytes,
+               sum(e.size_bytes) OVER (ORDER BY e.last_accessed_at, e.sha256) - e.size_bytes AS before
+        FROM cache_entries e
+        WHERE (e.leased_until IS NULL OR e.leased_until <= now())
+          AND NOT (e.sha256 = ANY(CAST(:in_use AS text[])))
+          AND NOT EXISTS (
+              SELECT 1 FROM assets a
+              WHERE a.sha256 = e.sha256
+                AND (a.remote_url IS NULL OR a.remote_url_expires_at <= now())
+          )
+    )
+    DELETE FROM cache_entries d
+    USING candidates c
+    WHERE d.sha256 = c.sha256 AND c.before < :excess
+      AND (d.leased_until IS NULL OR d.leased_until <= now())
+    RETURNING d.sha256, d.size_bytes
+    """
+)
