@@ -24,6 +24,7 @@ from core.errors import (
     TransferError,
     UnsafeUrl,
 )
+from core.net.bulk import BulkResponse, open_get
 from core.net.policy import UrlPolicy, origin_of
 from core.net.retry import RetryPolicy, parse_retry_after
 from core.redact import redact_text
@@ -34,7 +35,6 @@ T = TypeVar("T")
 # No total deadline: a multi-GB video on a slow link legitimately takes long.
 DEFAULT_TIMEOUT = httpx.Timeout(connect=15.0, read=60.0, write=120.0, pool=120.0)
 MAX_REDIRECTS = 5
-_REDIRECTS = {301, 302, 303, 307, 308}
 
 
 class SafeHttp:
@@ -47,6 +47,7 @@ class SafeHttp:
         client: httpx.AsyncClient | None = None,
     ) -> None:
         self.policy = policy or UrlPolicy()
+        self._timeout = timeout
         self._client = client or httpx.AsyncClient(
             timeout=timeout,
             follow_redirects=False,
@@ -57,7 +58,7 @@ class SafeHttp:
 
     def trusting(self, *urls: str) -> SafeHttp:
         """The same connection pool, also allowing the given local servers (a configured ComfyUI)."""
-        return SafeHttp(self.policy.with_trusted(*urls), client=self._client)
+        return SafeHttp(self.policy.with_trusted(*urls), timeout=self._timeout, client=self._client)
 
     async def aclose(self) -> None:
         await self._client.aclose()
@@ -65,13 +66,12 @@ class SafeHttp:
     @asynccontextmanager
     async def stream(
         self,
-        method: str,
         url: str,
         *,
         headers: Mapping[str, str] | None = None,
         auth_headers: Mapping[str, str] | None = None,
-    ) -> AsyncIterator[httpx.Response]:
-        """A streamed response, following up to 5 redirects, each target checked before connecting.
+    ) -> AsyncIterator[BulkResponse]:
+        """A streamed GET of a media body, following up to 5 redirects, each checked before connecting.
 
         ``auth_headers`` go only to the origin of ``url``: a redirect to a CDN never sees the API key.
         """
@@ -81,18 +81,18 @@ class SafeHttp:
             request_headers = dict(headers or {})
             if auth_headers and origin_of(url) == first_origin:
                 request_headers.update(auth_headers)
-            request = self._client.build_request(method, url, headers=request_headers)
-            response = await _guard(self._client.send(request, stream=True), url)
-            if response.status_code in _REDIRECTS and "location" in response.headers:
+            response = await open_get(
+                url,
+                request_headers,
+                connect_timeout=self._timeout.connect or DEFAULT_TIMEOUT.connect or 15.0,
+                read_timeout=self._timeout.read or DEFAULT_TIMEOUT.read or 60.0,
+            )
+            if response.is_redirect:
                 await response.aclose()
                 url = urljoin(url, response.headers["location"])
-                if response.status_code == 303:
-                    method = "GET"
                 continue
             try:
                 yield response
-            except httpx.HTTPError as exc:
-                raise _network_error(exc, url) from None
             finally:
                 await response.aclose()
             return
@@ -134,17 +134,23 @@ def _network_error(exc: httpx.HTTPError, url: str) -> NetworkError:
 
 
 def error_for_status(
-    response: httpx.Response, *, provider_id: str | None, what: str, detail: str | None = None
+    status: int,
+    headers: Mapping[str, str],
+    url: str,
+    *,
+    provider_id: str | None,
+    what: str,
+    reason: str = "",
+    detail: str | None = None,
 ) -> ProviderError:
     """Map an HTTP error status to the error tree (retryable / permanent / stale)."""
-    status = response.status_code
-    reason = f"{response.reason_phrase}" if response.reason_phrase else ""
     tail = f": {redact_text(detail)}" if detail else ""
-    who = provider_id or origin_of(str(response.request.url))[1]
+    who = provider_id or origin_of(url)[1]
     message = f"{who} answered {status} {reason} to {what}{tail}".replace("  ", " ")
     code = str(status)
-    retry_after = parse_retry_after(response.headers.get("retry-after"))
-    retry_ms = response.headers.get("retry-after-ms")
+    lowered = {k.lower(): v for k, v in headers.items()}
+    retry_after = parse_retry_after(lowered.get("retry-after"))
+    retry_ms = lowered.get("retry-after-ms")
     if retry_ms is not None:
         with contextlib.suppress(ValueError):
             retry_after = float(retry_ms) / 1000

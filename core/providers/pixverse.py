@@ -131,7 +131,14 @@ class PixverseAdapter:
 
     def _unwrap(self, response: Any, what: str) -> dict[str, Any]:
         if response.status_code != 200:
-            raise error_for_status(response, provider_id=PROVIDER_ID, what=what)
+            raise error_for_status(
+                response.status_code,
+                response.headers,
+                str(response.request.url),
+                provider_id=PROVIDER_ID,
+                what=what,
+                reason=response.reason_phrase,
+            )
         try:
             envelope = response.json()
             code = int(envelope.get("ErrCode", -1))

@@ -9,6 +9,7 @@ refused as soon as it overflows. The file is fsynced before the caller commits i
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
 import re
@@ -101,15 +102,21 @@ async def _attempt(
         headers["Range"] = f"bytes={offset}-"
         headers["If-Range"] = str(validator)
 
-    async with http.stream("GET", source.url, headers=headers, auth_headers=source.auth_headers) as response:
-        status = response.status_code
+    async with http.stream(source.url, headers=headers, auth_headers=source.auth_headers) as response:
+        status = response.status
         if status == 416 and offset:
             partial.discard()  # our partial is not a prefix of what the server has: start over
             raise NetworkError(f"the server refused to resume {redact_text(source.url)}")
         if status not in (200, 206):
-            await response.aread()
+            detail = (await response.aread(2048)).decode("utf-8", "replace").strip()[:200] or None
             raise error_for_status(
-                response, provider_id=source.provider_id, what=f"a download of {redact_text(source.url)}"
+                status,
+                response.headers,
+                source.url,
+                provider_id=source.provider_id,
+                what=f"a download of {redact_text(source.url)}",
+                reason=response.reason,
+                detail=detail,
             )
         total: int | None
         if status == 206:
@@ -138,21 +145,32 @@ async def _attempt(
         )
         digest = _hash_prefix(partial, offset) if offset else hashlib.sha256()
         size = offset
+        loop = asyncio.get_running_loop()
         with partial.path.open("r+b" if offset else "wb") as f:
             f.seek(offset)
             f.truncate()
-            async for chunk in response.aiter_raw():
-                size += len(chunk)
-                if limit is not None and size > limit:
-                    f.close()
-                    partial.discard()
-                    raise ContentMismatch(
-                        f"{redact_text(source.url)} sent more than the {limit} bytes it declared"
-                    )
-                f.write(chunk)
+
+            def consume(chunk: bytes) -> None:
+                # hashlib and file writes release the GIL: this overlaps with the next read.
                 digest.update(chunk)
-                if progress is not None:
-                    progress(size, limit)
+                f.write(chunk)
+
+            pending: asyncio.Future[None] | None = None
+            try:
+                async for chunk in response.iter_chunks():
+                    size += len(chunk)
+                    if limit is not None and size > limit:
+                        raise ContentMismatch(
+                            f"{redact_text(source.url)} sent more than the {limit} bytes it declared"
+                        )
+                    if pending is not None:
+                        await pending
+                    pending = loop.run_in_executor(None, consume, chunk)
+                    if progress is not None:
+                        progress(size, limit)
+            finally:
+                if pending is not None:
+                    await asyncio.shield(pending)  # never leave a write running into a closed file
             f.flush()
             os.fsync(f.fileno())
 

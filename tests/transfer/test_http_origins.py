@@ -14,9 +14,7 @@ async def test_auth_headers_do_not_follow_a_redirect_to_another_origin(server: F
         server.fail("GET", "/api/file", Redirect(cdn.url("/file.bin")))
         http = SafeHttp(UrlPolicy.trusting([server.base_url, cdn.base_url]))
         try:
-            async with http.stream(
-                "GET", server.url("/api/file"), auth_headers={"API-KEY": "k-123"}
-            ) as response:
+            async with http.stream(server.url("/api/file"), auth_headers={"API-KEY": "k-123"}) as response:
                 body = await response.aread()
         finally:
             await http.aclose()
@@ -31,7 +29,7 @@ async def test_same_origin_redirects_keep_the_credentials(server: FakeHttpServer
     server.fail("GET", "/v1/file", Redirect("/v2/file", status=301))
     http = SafeHttp(UrlPolicy.trusting([server.base_url]))
     try:
-        async with http.stream("GET", server.url("/v1/file"), auth_headers={"API-KEY": "k-123"}) as response:
+        async with http.stream(server.url("/v1/file"), auth_headers={"API-KEY": "k-123"}) as response:
             assert await response.aread() == b"moved here"
     finally:
         await http.aclose()
