@@ -22,7 +22,7 @@ import certifi
 from core.errors import NetworkError
 from core.redact import redact_text
 
-STREAM_LIMIT = 4 << 20  # the transport pauses reading beyond twice this: bounded memory
+STREAM_LIMIT = 2 << 20  # the transport pauses reading beyond twice this: bounded memory
 # Reads take everything buffered (StreamReader moves the rest of its buffer after a partial read).
 READ_SIZE = 2 * STREAM_LIMIT
 MAX_HEAD = 64 * 1024

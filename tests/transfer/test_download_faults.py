@@ -184,3 +184,14 @@ async def test_errors_never_show_url_tokens(env: Env) -> None:
         await env.transfers.ensure_local(asset_id)
     assert "s3cr3t" not in str(info.value)
     assert "failed" not in [e.message or "" for e in env.events if "s3cr3t" in (e.message or "")]
+
+
+async def test_a_large_file_cut_short_resumes_across_writeback_steps(env: Env) -> None:
+    """70 MiB: writeback is started every 32 MiB while streaming; a cut at 40 MiB resumes after it."""
+    body = media_bytes(70 << 20)
+    asset_id = await env.add_remote_asset(body)
+    env.server.fail("GET", CDN, CutShort(40 << 20))
+    path = await env.transfers.ensure_local(asset_id)
+    assert path.stat().st_size == len(body)
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == hashlib.sha256(body).hexdigest()
+    assert [r.header("range") for r in env.server.requests if r.path == CDN] == [None, f"bytes={40 << 20}-"]
