@@ -284,8 +284,9 @@ def run_curl(url: str, out: Path, size: int) -> tuple[float, float]:
 
 
 def settle_disk() -> None:
-    """Untimed, after each run: commit the journal so freeing the last 512 MiB (discards on this
-    machine's ext4) does not land in the next contender's timed fsync."""
+    """Untimed, after each run, for both contenders alike: commit the journal and give the disk time
+    to process freeing the last 512 MiB (ext4 mounted with ``discard`` here), so that work does not
+    land in the next contender's timed run (it hit whoever ran second: ours fsyncs, curl does not)."""
     os.sync()
     time.sleep(0.5)
 
