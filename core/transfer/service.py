@@ -192,11 +192,16 @@ class TransferService:
     async def using_local(self, asset_id: int) -> AsyncIterator[Path]:
         """``ensure_local`` plus a lease: the file is not evicted while the block runs (players, exports)."""
         path = await self.ensure_local(asset_id)
-        sha256 = path.name
+        async with self._holding(path.name):
+            yield path
+
+    @asynccontextmanager
+    async def _holding(self, sha256: str) -> AsyncIterator[None]:
+        """Lease a stored file: counted in this process, and in the database for other processes."""
         self._in_use[sha256] = self._in_use.get(sha256, 0) + 1
         try:
             await self.index.lease(sha256)
-            yield path
+            yield
         finally:
             remaining = self._in_use[sha256] - 1
             if remaining:
@@ -207,14 +212,7 @@ class TransferService:
 
     async def invalidate(self, asset_id: int, provider_id: str, account_id: int | None) -> None:
         """Drop a reference the provider no longer honours (it said the id or URL is unknown)."""
-        async with self._sessions() as session, session.begin():
-            await session.execute(
-                delete(AssetProviderRef).where(
-                    AssetProviderRef.asset_id == asset_id,
-                    AssetProviderRef.provider_id == provider_id,
-                    AssetProviderRef.account_id.is_not_distinct_from(account_id),
-                )
-            )
+        await self._delete_ref(asset_id, provider_id, account_id, only_expired=False)
 
     async def use_on_provider(
         self,
@@ -296,7 +294,7 @@ class TransferService:
                 if hit is not None:
                     self._emit(transfer_id, asset_id, provider_id, Phase.DONE)
                     return hit
-                await self._drop_expired(asset_id, provider_id, account_id)
+                await self._delete_ref(asset_id, provider_id, account_id, only_expired=True)
                 facts = await self._facts(asset_id)
                 origin = (
                     adapter.origin_reference(facts.provider_asset_id, facts.media_type)
@@ -311,15 +309,8 @@ class TransferService:
                     provider_id, account, required=adapter.requires_account
                 )
                 path = await self._local_copy(asset_id, transfer_id, provider_id)
-                sha256 = path.name
-                self._in_use[sha256] = self._in_use.get(sha256, 0) + 1
-                try:
-                    await self.index.lease(sha256)
+                async with self._holding(path.name):
                     uploaded = await self._upload(adapter, facts, path, credentials, transfer_id)
-                finally:
-                    self._in_use[sha256] -= 1
-                    if not self._in_use[sha256]:
-                        del self._in_use[sha256]
                 ref = await self._record(asset_id, provider_id, account_id, uploaded, is_origin=False)
             self._emit(transfer_id, asset_id, provider_id, Phase.DONE, message=f"{ref.kind.value} {ref.ref}")
             return ref
@@ -419,16 +410,20 @@ class TransferService:
             details=dict(uploaded.details),
         )
 
-    async def _drop_expired(self, asset_id: int, provider_id: str, account_id: int | None) -> None:
-        async with self._sessions() as session, session.begin():
-            await session.execute(
-                delete(AssetProviderRef).where(
-                    AssetProviderRef.asset_id == asset_id,
-                    AssetProviderRef.provider_id == provider_id,
-                    AssetProviderRef.account_id.is_not_distinct_from(account_id),
-                    AssetProviderRef.expires_at <= text("now() + :margin").bindparams(margin=EXPIRY_MARGIN),
-                )
+    async def _delete_ref(
+        self, asset_id: int, provider_id: str, account_id: int | None, *, only_expired: bool
+    ) -> None:
+        stmt = delete(AssetProviderRef).where(
+            AssetProviderRef.asset_id == asset_id,
+            AssetProviderRef.provider_id == provider_id,
+            AssetProviderRef.account_id.is_not_distinct_from(account_id),
+        )
+        if only_expired:
+            stmt = stmt.where(
+                AssetProviderRef.expires_at <= text("now() + :margin").bindparams(margin=EXPIRY_MARGIN)
             )
+        async with self._sessions() as session, session.begin():
+            await session.execute(stmt)
 
     # -- local copies ----------------------------------------------------------------------------
 
