@@ -92,6 +92,23 @@ class Env:
             await session.flush()
             return asset.id
 
+    async def add_imported_asset(self, source: Path) -> tuple[int, Path]:
+        """A file the user imported: copied into the store, no remote URL (library storage)."""
+        sha, size, path = self.store.add_file(source, f"import-{source.name}")
+        await self.transfers.index.record(sha, size)
+        async with self.sessions() as session, session.begin():
+            asset = Asset(
+                user_id=await local_user_id(session),
+                media_type=MediaType.VIDEO,
+                provider_id="local",
+                sha256=sha,
+                file_size_bytes=size,
+                upload_method=UploadMethod.LOCAL_IMPORT,
+            )
+            session.add(asset)
+            await session.flush()
+            return asset.id, path
+
     async def asset(self, asset_id: int) -> Asset:
         async with self.sessions() as session:
             asset = await session.get(Asset, asset_id)

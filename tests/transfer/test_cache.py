@@ -11,10 +11,8 @@ import pytest
 from sqlalchemy import update
 
 from core.cache.store import ContentStore
-from core.db.enums import MediaType, UploadMethod
 from core.db.models import Asset, CacheEntry
 from core.errors import CacheError
-from tests.factories import local_user_id
 
 from .conftest import Env, media_bytes
 
@@ -78,19 +76,8 @@ async def test_library_storage_is_never_evicted(env: Env, tmp_path: Path) -> Non
     # An imported file (no remote URL) and a download whose URL has expired are the only copies.
     source = tmp_path / "imported.mp4"
     source.write_bytes(media_bytes(20_000, seed=5))
-    sha, size, _ = env.store.add_file(source, "import-1")
-    await env.transfers.index.record(sha, size)
-    async with env.sessions() as session, session.begin():
-        session.add(
-            Asset(
-                user_id=await local_user_id(session),
-                media_type=MediaType.VIDEO,
-                provider_id="local",
-                sha256=sha,
-                file_size_bytes=size,
-                upload_method=UploadMethod.LOCAL_IMPORT,
-            )
-        )
+    _, path = await env.add_imported_asset(source)
+    sha = path.name
     [(expired_asset, expired_sha)] = await _cached(env, 1)
     async with env.sessions() as session, session.begin():
         await session.execute(

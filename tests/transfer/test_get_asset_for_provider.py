@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import update
 
-from core.db.enums import MediaType, ProviderRefKind, SyncStatus, UploadMethod
-from core.db.models import Asset, AssetProviderRef, ProviderAccount
+from core.db.enums import MediaType, ProviderRefKind, SyncStatus
+from core.db.models import AssetProviderRef, ProviderAccount
 from core.errors import CacheError, ConfigError, StaleReference, TransferCancelled
 from core.providers.base import ProviderReference
 from core.transfer.events import Phase
@@ -137,19 +137,8 @@ async def test_images_go_to_the_image_endpoint(env: Env) -> None:
 
 async def test_ensure_local_serves_library_storage_without_network(env: Env) -> None:
     body = media_bytes(2048, seed=7)
-    sha, size, path = env.store.add_file(_write(env, body), "import-1")
-    async with env.sessions() as session, session.begin():
-        asset = Asset(
-            user_id=await local_user_id(session),
-            media_type=MediaType.VIDEO,
-            provider_id="local",
-            sha256=sha,
-            file_size_bytes=size,
-            upload_method=UploadMethod.LOCAL_IMPORT,
-        )
-        session.add(asset)
-        await session.flush()
-        asset_id = asset.id
+    asset_id, path = await env.add_imported_asset(_write(env, body))
+    sha = path.name
     assert await env.transfers.ensure_local(asset_id) == path
     assert path.read_bytes() == body
     sandbox = await env.transfers.get_asset_for_provider(asset_id, "sandbox")

@@ -48,12 +48,17 @@ async def test_pushing_to_two_providers_at_once_downloads_once(env: Env) -> None
     assert env.server.count("GET", CDN) == 1
 
 
-async def _spawn(*args: str) -> asyncio.subprocess.Process:
+async def _spawn(env: Env, db_url: URL, asset_id: int, calls: int) -> asyncio.subprocess.Process:
+    """Another process (tests.helpers.push_asset) making ``calls`` concurrent pushes to Pixverse."""
+    args = (db_url.render_as_string(hide_password=False), str(env.store.root), env.server.base_url)
     return await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
         "tests.helpers.push_asset",
         *args,
+        str(asset_id),
+        "pixverse",
+        str(calls),
         cwd=REPO,
         env={**os.environ, "PIXSIM_TEST_PIXVERSE_KEY": PIXVERSE_KEY},
         stdout=asyncio.subprocess.PIPE,
@@ -65,15 +70,7 @@ async def test_processes_sharing_one_database_download_and_upload_once(env: Env,
     body = media_bytes(1_000_000)
     asset_id = await env.add_remote_asset(body)
     env.server.fail("GET", CDN, Slow(chunk_size=128 * 1024, interval_s=0.05))
-    args = (
-        db_url.render_as_string(hide_password=False),
-        str(env.store.root),
-        env.server.base_url,
-        str(asset_id),
-        "pixverse",
-        "20",
-    )
-    procs = [await _spawn(*args) for _ in range(3)]
+    procs = [await _spawn(env, db_url, asset_id, 20) for _ in range(3)]
     outputs = [await asyncio.wait_for(p.communicate(), 120) for p in procs]
     for proc, (_, err) in zip(procs, outputs, strict=True):
         assert proc.returncode == 0, err.decode()
@@ -90,14 +87,7 @@ async def test_kill_9_mid_download_leaves_no_corrupt_file_and_the_transfer_resum
     sha = hashlib.sha256(body).hexdigest()
     asset_id = await env.add_remote_asset(body)
     env.server.fail("GET", CDN, Slow(chunk_size=64 * 1024, interval_s=0.05))
-    proc = await _spawn(
-        db_url.render_as_string(hide_password=False),
-        str(env.store.root),
-        env.server.base_url,
-        str(asset_id),
-        "pixverse",
-        "1",
-    )
+    proc = await _spawn(env, db_url, asset_id, 1)
     partial = env.store.partial(f"asset-{asset_id}")
     for _ in range(400):
         if partial.size() > 300_000:
