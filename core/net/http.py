@@ -1,5 +1,6 @@
-"""One httpx client for all provider traffic: checked URLs, re-checked redirects, auth kept to its origin,
-timeouts fit for multi-GB media, and httpx errors turned into PixSim's error tree with redacted URLs."""
+"""All provider traffic goes through ``SafeHttp``: URLs checked before connecting, redirects re-checked,
+auth kept to its origin, timeouts fit for multi-GB media, errors mapped to PixSim's tree with redacted
+URLs. API calls and uploads use httpx; media bodies use the lean reader in ``core.net.bulk``."""
 
 from __future__ import annotations
 
