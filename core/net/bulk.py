@@ -148,6 +148,7 @@ async def open_get(
     connect_timeout: float,
     read_timeout: float,
     user_agent: str = "PixSim",
+    tls: ssl.SSLContext | None = None,
 ) -> BulkResponse:
     """Send a GET and read the response head. The caller has checked the URL against the policy."""
     parts = urlsplit(url)
@@ -160,7 +161,7 @@ async def open_get(
             asyncio.open_connection(
                 host,
                 port,
-                ssl=_tls() if secure else None,
+                ssl=(tls or _tls()) if secure else None,
                 server_hostname=host if secure else None,
                 limit=STREAM_LIMIT,
             ),

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
@@ -46,20 +47,26 @@ class SafeHttp:
         timeout: httpx.Timeout = DEFAULT_TIMEOUT,
         user_agent: str = "PixSim",
         client: httpx.AsyncClient | None = None,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         self.policy = policy or UrlPolicy()
         self._timeout = timeout
+        # None: certifi's CA bundle. Tests pass a context trusting their own local CA.
+        self._tls = tls
         self._client = client or httpx.AsyncClient(
             timeout=timeout,
             follow_redirects=False,
             trust_env=False,
             limits=httpx.Limits(max_connections=64, max_keepalive_connections=16),
             headers={"User-Agent": user_agent, "Accept-Encoding": "identity"},
+            verify=tls if tls is not None else True,
         )
 
     def trusting(self, *urls: str) -> SafeHttp:
         """The same connection pool, also allowing the given local servers (a configured ComfyUI)."""
-        return SafeHttp(self.policy.with_trusted(*urls), timeout=self._timeout, client=self._client)
+        return SafeHttp(
+            self.policy.with_trusted(*urls), timeout=self._timeout, client=self._client, tls=self._tls
+        )
 
     async def aclose(self) -> None:
         await self._client.aclose()
@@ -87,6 +94,7 @@ class SafeHttp:
                 request_headers,
                 connect_timeout=self._timeout.connect or DEFAULT_TIMEOUT.connect or 15.0,
                 read_timeout=self._timeout.read or DEFAULT_TIMEOUT.read or 60.0,
+                tls=self._tls,
             )
             if response.is_redirect:
                 await response.aclose()

@@ -101,3 +101,41 @@ async def test_request_headers_are_sent_and_response_headers_folded() -> None:
     head = seen[0].decode()
     assert head.startswith("GET /v?sig=1 HTTP/1.1\r\n")
     assert "Range: bytes=5-\r\n" in head and "Connection: close\r\n" in head
+
+
+async def test_https_downloads_verify_the_server_certificate() -> None:
+    """The production path: TLS with certificate and host-name checks (a local CA made by trustme)."""
+    import ssl
+
+    import trustme
+
+    from core.net.http import SafeHttp
+    from core.net.policy import UrlPolicy
+
+    ca = trustme.CA()
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(server_ctx)
+    body = b"encrypted media " * 100_000
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0, ssl=server_ctx)
+    url = f"https://127.0.0.1:{server.sockets[0].getsockname()[1]}/clip.mp4"
+    trusting = ssl.create_default_context()
+    ca.configure_trust(trusting)
+    async with server:
+        http = SafeHttp(UrlPolicy.trusting([url]), tls=trusting)
+        async with http.stream(url) as response:
+            received = b"".join([chunk async for chunk in response.iter_chunks()])
+        assert received == body
+        # A client that does not trust this CA refuses the connection.
+        stranger = SafeHttp(UrlPolicy.trusting([url]))
+        with pytest.raises(NetworkError, match=r"TLS error|CERTIFICATE_VERIFY_FAILED"):
+            async with stranger.stream(url):
+                pass
+        await http.aclose()
+        await stranger.aclose()
