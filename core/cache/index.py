@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import Exists, delete, func, or_, select, text, update
+from sqlalchemy import ColumnElement, Executable, Exists, delete, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -129,14 +129,11 @@ class CacheIndex:
         only the files whose rows it returned are then unlinked, on worker threads. A file someone
         leases concurrently is therefore never removed.
         """
-        params = {"cap": cap_bytes, "in_use": sorted(in_use or ())}
         async with self._sessions() as session, session.begin():
-            total = int(
-                await session.scalar(text("SELECT coalesce(sum(size_bytes), 0) FROM cache_entries")) or 0
-            )
+            total = int(await session.scalar(select(func.coalesce(func.sum(CacheEntry.size_bytes), 0))) or 0)
             if total <= cap_bytes:
                 return EvictionReport(0, 0, total)
-            deleted = (await session.execute(_EVICT_SQL, {**params, "excess": total - cap_bytes})).all()
+            deleted = (await session.execute(_eviction(total - cap_bytes, in_use or set()))).all()
         freed = sum(int(size) for _, size in deleted)
         await asyncio.to_thread(self._unlink_all, [sha for sha, _ in deleted])
         log.info("evicted %d cached files, %d bytes", len(deleted), freed)
@@ -148,26 +145,24 @@ class CacheIndex:
             list(pool.map(self._store.remove, shas, chunksize=64))
 
 
-# Victims in LRU order while the bytes before them are still under the excess; deleted in the same
-# statement with the lease re-checked (a concurrent lease blocks on the row, then excludes it).
-_EVICT_SQL = text(
-    """
-    WITH candidates AS (
-        SELECT e.sha256, e.size_bytes,
-               sum(e.size_bytes) OVER (ORDER BY e.last_accessed_at, e.sha256) - e.size_bytes AS before
-        FROM cache_entries e
-        WHERE (e.leased_until IS NULL OR e.leased_until <= now())
-          AND NOT (e.sha256 = ANY(CAST(:in_use AS text[])))
-          AND NOT EXISTS (
-              SELECT 1 FROM assets a
-              WHERE a.sha256 = e.sha256
-                AND (a.remote_url IS NULL OR a.remote_url_expires_at <= now())
-          )
+def _not_leased() -> ColumnElement[bool]:
+    return or_(CacheEntry.leased_until.is_(None), CacheEntry.leased_until <= func.now())
+
+
+def _eviction(excess: int, in_use: set[str]) -> Executable:
+    """Victims in LRU order while the bytes before them are still under ``excess``, deleted in the same
+    statement with the lease re-checked (a concurrent lease blocks on the row, then excludes it)."""
+    before = (
+        func.sum(CacheEntry.size_bytes).over(order_by=(CacheEntry.last_accessed_at, CacheEntry.sha256))
+        - CacheEntry.size_bytes
     )
-    DELETE FROM cache_entries d
-    USING candidates c
-    WHERE d.sha256 = c.sha256 AND c.before < :excess
-      AND (d.leased_until IS NULL OR d.leased_until <= now())
-    RETURNING d.sha256, d.size_bytes
-    """
-)
+    candidates = (
+        select(CacheEntry.sha256, before.label("before"))
+        .where(_not_leased(), CacheEntry.sha256.not_in(in_use), ~_only_durable_copy())
+        .cte("candidates")
+    )
+    return (
+        delete(CacheEntry)
+        .where(CacheEntry.sha256 == candidates.c.sha256, candidates.c.before < excess, _not_leased())
+        .returning(CacheEntry.sha256, CacheEntry.size_bytes)
+    )
