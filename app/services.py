@@ -19,17 +19,13 @@ from core.net.http import SafeHttp
 from core.net.limiter import Limiters
 from core.net.retry import RetryPolicy
 from core.providers.accounts import AccountResolver
-from core.providers.base import ProviderRegistry
-from core.providers.pixverse import PixverseAdapter
-from core.providers.sandbox import SandboxAdapter
+from core.providers.registry import ProviderRegistry
 from core.transfer.service import TransferService
 
 
 def builtin_providers() -> ProviderRegistry:
-    registry = ProviderRegistry()
-    registry.register(SandboxAdapter())
-    registry.register(PixverseAdapter())
-    return registry
+    """Every provider installed: built-in ones and third-party plugins, through entry points."""
+    return ProviderRegistry.from_entry_points()
 
 
 @dataclass

@@ -39,6 +39,14 @@ class CacheError(PixSimError):
     """The local cache or library storage cannot hold or find a file."""
 
 
+class MediaError(PixSimError):
+    """A media file cannot be read or written (corrupt, truncated, unsupported format)."""
+
+
+class JobError(PixSimError):
+    """A generation job cannot be created or continued (unknown job, wrong state)."""
+
+
 class TransferError(PixSimError):
     """Moving bytes to or from a provider failed. ``retryable`` says whether trying again may help."""
 

@@ -84,6 +84,8 @@ class _CountingReader:
 
 class PixverseAdapter:
     provider_id = PROVIDER_ID
+    display_name = "Pixverse"
+    description = "Pixverse platform API: text- and image-to-video, extend, transition. Needs an API key."
     requires_account = True
 
     def _base(self, credentials: Credentials) -> str:

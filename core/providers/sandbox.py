@@ -13,6 +13,8 @@ PROVIDER_ID = "sandbox"
 
 class SandboxAdapter:
     provider_id = PROVIDER_ID
+    display_name = "Sandbox"
+    description = "Built in and offline: renders real media files on this computer, deterministic for a seed. No account needed; try every feature with it."
     requires_account = False
 
     async def upload(self, http: SafeHttp, request: UploadRequest) -> Uploaded:

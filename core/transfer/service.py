@@ -46,12 +46,13 @@ from core.providers.accounts import AccountResolver
 from core.providers.base import (
     EXPIRY_MARGIN,
     Credentials,
+    Provider,
     ProviderReference,
-    ProviderRegistry,
     SupportsUpload,
     Uploaded,
     UploadRequest,
 )
+from core.providers.registry import ProviderRegistry
 from core.redact import redact_text
 from core.transfer.download import DownloadSource, download
 from core.transfer.events import ByteProgress, EventHub, Phase, TransferEvent
@@ -281,7 +282,7 @@ class TransferService:
     # -- miss path -------------------------------------------------------------------------------
 
     async def _push(
-        self, asset_id: int, adapter: SupportsUpload, account: str | int | None, account_id: int | None
+        self, asset_id: int, adapter: Provider, account: str | int | None, account_id: int | None
     ) -> ProviderReference:
         provider_id = adapter.provider_id
         transfer_id = uuid.uuid4().hex
@@ -308,9 +309,10 @@ class TransferService:
                 _, credentials = await self._accounts.resolve(
                     provider_id, account, required=adapter.requires_account
                 )
+                uploader = self._registry.uploader(provider_id)
                 path = await self._local_copy(asset_id, transfer_id, provider_id)
                 async with self._holding(path.name):
-                    uploaded = await self._upload(adapter, facts, path, credentials, transfer_id)
+                    uploaded = await self._upload(uploader, facts, path, credentials, transfer_id)
                 ref = await self._record(asset_id, provider_id, account_id, uploaded, is_origin=False)
             self._emit(transfer_id, asset_id, provider_id, Phase.DONE, message=f"{ref.kind.value} {ref.ref}")
             return ref
@@ -342,7 +344,7 @@ class TransferService:
             credentials=credentials,
             progress=progress,
         )
-        http = self._http_for(adapter, credentials)
+        http = self.http_for(adapter, credentials)
         limiter = self._limiters.for_provider(adapter.provider_id)
 
         async def attempt(_: int) -> Uploaded:
@@ -356,7 +358,8 @@ class TransferService:
         progress(size, size, force=True)
         return uploaded
 
-    def _http_for(self, adapter: SupportsUpload, credentials: Credentials) -> SafeHttp:
+    def http_for(self, adapter: Provider, credentials: Credentials) -> SafeHttp:
+        """The shared client, also allowing the loopback servers the user configured for this provider."""
         trusted = adapter.trusted_origins(credentials)
         return self.http.trusting(*trusted) if trusted else self.http
 

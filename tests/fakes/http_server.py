@@ -231,6 +231,7 @@ class FakeHttpServer:
         self.connections = 0  # TCP connections accepted so far (keep-alive reuse shows as fewer connections)
         self._files: dict[str, _File] = {}
         self._routes: dict[tuple[str, str], Handler] = {}
+        self._prefix_routes: dict[tuple[str, str], Handler] = {}
         self._faults: dict[tuple[str, str], deque[Fault]] = {}
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
@@ -297,6 +298,11 @@ class FakeHttpServer:
 
     def add_route(self, method: str, path: str, handler: Handler) -> None:
         self._routes[(method.upper(), path)] = handler
+
+    def add_prefix_route(self, method: str, prefix: str, handler: Handler) -> None:
+        """Route every path starting with prefix (e.g. "/videos/" for "/videos/{id}"); exact routes win,
+        then the longest prefix. The handler reads the rest of request.path itself."""
+        self._prefix_routes[(method.upper(), prefix)] = handler
 
     def fail(self, method: str, path: str, *faults: Fault) -> None:
         self._faults.setdefault((method.upper(), path), deque()).extend(faults)
@@ -437,6 +443,14 @@ class FakeHttpServer:
 
     async def _dispatch(self, request: Request, wrong_body: bytes | None) -> _Reply:
         handler = self._routes.get((request.method, request.path))
+        if handler is None:
+            prefixes = [
+                (len(prefix), h)
+                for (method, prefix), h in self._prefix_routes.items()
+                if method == request.method and request.path.startswith(prefix)
+            ]
+            if prefixes:
+                handler = max(prefixes, key=lambda item: item[0])[1]
         if handler is None and request.method == "HEAD":
             handler = self._routes.get(("GET", request.path))
         if handler is not None:
