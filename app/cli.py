@@ -48,6 +48,10 @@ def _parser() -> argparse.ArgumentParser:
     evict.add_argument("--to", dest="target", type=_size, help="evict down to this size (e.g. 10G, 500M)")
 
     sub.add_parser("info", help="print settings, paths and the database in use")
+
+    from app.jobs_cli import add_parsers
+
+    add_parsers(sub)
     return parser
 
 
@@ -82,6 +86,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from app.transfer_cli import run_transfer_command
 
             return run_transfer_command(args, settings)
+        if args.command in ("generate", "jobs", "worker", "accounts", "providers"):
+            from app.jobs_cli import run_jobs_command
+
+            return run_jobs_command(args, settings)
     except PixSimError as exc:
         print(f"pixsim: error: {exc}", file=sys.stderr)
         return 2

@@ -14,11 +14,13 @@ from core.cache.store import ContentStore
 from core.db.engine import make_async_engine, make_async_session_factory
 from core.db.locks import AdvisoryLocks
 from core.db.quick import QuickStatements
+from core.jobs.runner import JobPolicy, JobRunner
+from core.jobs.service import JobService
 from core.library import LibraryService
 from core.net.http import SafeHttp
 from core.net.limiter import Limiters
 from core.net.retry import RetryPolicy
-from core.providers.accounts import AccountResolver
+from core.providers.accounts import AccountResolver, AccountService
 from core.providers.registry import ProviderRegistry
 from core.transfer.service import TransferService
 
@@ -31,9 +33,14 @@ def builtin_providers() -> ProviderRegistry:
 @dataclass
 class Services:
     engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
     http: SafeHttp
+    registry: ProviderRegistry
     library: LibraryService
     transfers: TransferService
+    accounts: AccountService
+    jobs: JobService
+    runner: JobRunner
 
     async def aclose(self) -> None:
         await self.transfers.aclose()
@@ -68,11 +75,20 @@ def build_transfers(
     )
 
 
-def build_services(settings: Settings, url: URL, registry: ProviderRegistry | None = None) -> Services:
+def build_services(
+    settings: Settings,
+    url: URL,
+    registry: ProviderRegistry | None = None,
+    *,
+    http: SafeHttp | None = None,
+    job_policy: JobPolicy | None = None,
+    retry: RetryPolicy | None = None,
+) -> Services:
     """Must be called on the loop that will run the services (the core loop, or the CLI's loop)."""
     engine = make_async_engine(url)
     sessions = make_async_session_factory(engine)
-    http = SafeHttp()
+    http = http or SafeHttp()
+    registry = registry or builtin_providers()
     transfers = build_transfers(
         sessions,
         url,
@@ -81,5 +97,28 @@ def build_services(settings: Settings, url: URL, registry: ProviderRegistry | No
         registry=registry,
         concurrency=settings.provider_concurrency,
         cache_cap_bytes=settings.cache_max_bytes,
+        retry=retry,
     )
-    return Services(engine=engine, http=http, library=LibraryService(sessions), transfers=transfers)
+    resolver = AccountResolver(sessions)
+    jobs = JobService(sessions, registry, resolver)
+    runner = JobRunner(
+        sessions=sessions,
+        registry=registry,
+        transfers=transfers,
+        accounts=resolver,
+        jobs=jobs,
+        workdir=settings.data_dir / "jobs",
+        concurrency=settings.provider_concurrency,
+        policy=job_policy,
+    )
+    return Services(
+        engine=engine,
+        sessions=sessions,
+        http=http,
+        registry=registry,
+        library=LibraryService(sessions),
+        transfers=transfers,
+        accounts=AccountService(sessions, registry, http),
+        jobs=jobs,
+        runner=runner,
+    )

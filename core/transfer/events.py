@@ -28,12 +28,13 @@ class Phase(enum.StrEnum):
 @dataclass(frozen=True, slots=True)
 class TransferEvent:
     transfer_id: str
-    asset_id: int
+    asset_id: int | None  # None for a job's result, before it becomes an asset
     provider_id: str | None  # None for a download into the local store only
     phase: Phase
     bytes_done: int = 0
     bytes_total: int | None = None
     message: str | None = None  # the error for FAILED; a note for retries
+    job_id: int | None = None  # set when the transfer fetches a generation job's result
 
 
 Listener = Callable[[TransferEvent], None]
@@ -64,7 +65,7 @@ class ByteProgress:
         self,
         hub: EventHub,
         transfer_id: str,
-        asset_id: int,
+        asset_id: int | None,
         provider_id: str | None,
         phase: Phase,
         interval_s: float = 0.1,

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -233,6 +234,68 @@ class TransferService:
             await self.invalidate(asset_id, provider_id, ref.account_id)
             ref = await self.get_asset_for_provider(asset_id, provider_id, account)
             return await use(ref)
+
+    async def existing_reference(
+        self, asset_id: int, provider_id: str, account_id: int | None
+    ) -> ProviderReference | None:
+        """The provider's reference without uploading anything: a cached one, or the provider's own id
+        for media it made itself. None when only an upload (or sending the file) would do."""
+        hit = await self._lookup(asset_id, provider_id, account_id)
+        if hit is not None:
+            return hit
+        facts = await self._facts(asset_id)
+        if facts.provider_id != provider_id or not facts.provider_asset_id:
+            return None
+        origin = self._registry.get(provider_id).origin_reference(facts.provider_asset_id, facts.media_type)
+        if origin is None:
+            return None
+        return await self._record(asset_id, provider_id, account_id, origin, is_origin=True)
+
+    async def store_file(self, source: Path, key: str) -> StoredFile:
+        """Copy a local file into the store (hashed, fsynced, atomically renamed) and index it."""
+        sha256, size, path = await asyncio.to_thread(self.store.add_file, source, key)
+        await self.index.record(sha256, size)
+        return StoredFile(sha256, size, path)
+
+    async def fetch_to_store(
+        self, source: DownloadSource, key: str, *, http: SafeHttp | None = None, job_id: int | None = None
+    ) -> StoredFile:
+        """Download ``source`` into the store (resumable, verified, never visible half-written)."""
+        transfer_id = uuid.uuid4().hex
+        partial = self.store.partial(key)
+        hub = self.events
+
+        def progress(done: int, total: int | None) -> None:
+            hub.emit(
+                TransferEvent(
+                    transfer_id, None, source.provider_id, Phase.DOWNLOADING, done, total, job_id=job_id
+                )
+            )
+
+        throttled = _Throttle(progress)
+        limiter = self._limiters.for_provider(source.provider_id or "download")
+        try:
+            async with self._active_downloads, limiter.slot():
+                result = await download(
+                    http or self.http,
+                    source,
+                    partial,
+                    retry=self._retry,
+                    progress=throttled,
+                    on_retry=self._retry_note(transfer_id, 0, source.provider_id),
+                )
+            path = self.store.commit(partial, result.sha256)
+        except asyncio.CancelledError:
+            partial.discard()
+            raise
+        await self.index.record(result.sha256, result.size)
+        hub.emit(
+            TransferEvent(
+                transfer_id, None, source.provider_id, Phase.DONE, result.size, result.size, job_id=job_id
+            )
+        )
+        self._schedule_eviction()
+        return StoredFile(result.sha256, result.size, path)
 
     def cancel(self, transfer_id: str) -> bool:
         task = self._transfers.get(transfer_id)
@@ -617,7 +680,7 @@ class TransferService:
         self.events.emit(TransferEvent(transfer_id, asset_id, provider_id, phase, done, total, message))
 
     def _retry_note(
-        self, transfer_id: str, asset_id: int, provider_id: str | None
+        self, transfer_id: str, asset_id: int | None, provider_id: str | None
     ) -> Callable[[int, float, Exception], None]:
         def note(attempt: int, delay: float, error: Exception) -> None:
             log.info(
@@ -625,6 +688,28 @@ class TransferService:
             )
 
         return note
+
+
+@dataclass(frozen=True)
+class StoredFile:
+    sha256: str
+    size: int
+    path: Path
+
+
+class _Throttle:
+    """Passes byte progress on at most ten times a second (plus the last call)."""
+
+    def __init__(self, target: Callable[[int, int | None], None], interval_s: float = 0.1) -> None:
+        self._target = target
+        self._interval_s = interval_s
+        self._last = 0.0
+
+    def __call__(self, done: int, total: int | None) -> None:
+        now = time.monotonic()
+        if now - self._last >= self._interval_s or (total is not None and done >= total):
+            self._last = now
+            self._target(done, total)
 
 
 class _Flight(Generic[T]):

@@ -1,0 +1,1 @@
+"""Generation jobs: the service the UI and CLI use, and the runner that drives jobs to completion."""
