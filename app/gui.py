@@ -13,10 +13,9 @@ from types import TracebackType
 
 from app.bootstrap import DatabaseHandle, open_database
 from app.logs import add_file_log
+from app.services import Services, build_services
 from app.settings import Settings
-from core.db.engine import make_async_engine, make_async_session_factory
 from core.errors import PixSimError
-from core.library import LibraryService
 from core.runtime import CoreLoop
 
 log = logging.getLogger(__name__)
@@ -88,11 +87,17 @@ def _run_window(
     _install_excepthook()
 
     core = CoreLoop().start()
-    engine = make_async_engine(handle.url)
-    library = LibraryService(make_async_session_factory(engine))
+
+    async def build() -> Services:
+        return build_services(settings, handle.url)
+
+    services = core.run(build(), timeout=30)
+    # Generation jobs run in the app too: queued or unfinished ones resume where they stopped.
+    runner_stop = asyncio.Event()
+    runner = core.submit(services.runner.run(runner_stop))
     bridge = CoreBridge(core)
     window = MainWindow(
-        library=library,
+        library=services.library,
         bridge=bridge,
         database_description=handle.description,
         state_file=settings.config_dir / "window.ini",
@@ -116,6 +121,12 @@ def _run_window(
         with loop:
             loop.run_until_complete(closed.wait())
     finally:
-        core.run(engine.dispose(), timeout=10)
+
+        async def shutdown() -> None:
+            runner_stop.set()
+            await asyncio.wrap_future(runner)
+            await services.aclose()
+
+        core.run(shutdown(), timeout=15)
         core.stop()
     return 0

@@ -524,7 +524,7 @@ class TransferService:
                     if own_transfer:
                         self._emit(transfer_id, asset_id, provider_id, Phase.DONE)
                     return self.store.object_path(facts.sha256)
-                sources = self._sources(facts)
+                sources = await self._sources(facts)
                 if not sources:
                     raise CacheError(
                         f"Asset {asset_id} has no local copy and no provider still offers it "
@@ -566,7 +566,7 @@ class TransferService:
 
     async def _download_from(
         self,
-        sources: list[DownloadSource],
+        sources: list[tuple[DownloadSource, SafeHttp]],
         partial: Any,
         facts: _AssetFacts,
         transfer_id: str,
@@ -574,12 +574,12 @@ class TransferService:
     ) -> Any:
         progress = ByteProgress(self.events, transfer_id, facts.id, provider_id, Phase.DOWNLOADING)
         last_error: TransferError | None = None
-        for source in sources:
+        for source, http in sources:
             limiter = self._limiters.for_provider(source.provider_id or facts.provider_id)
             try:
                 async with limiter.slot():
                     result = await download(
-                        self.http,
+                        http,
                         source,
                         partial,
                         retry=self._retry,
@@ -596,12 +596,17 @@ class TransferService:
         assert last_error is not None
         raise last_error
 
-    def _sources(self, facts: _AssetFacts) -> list[DownloadSource]:
+    async def _sources(self, facts: _AssetFacts) -> list[tuple[DownloadSource, SafeHttp]]:
+        """Where the bytes can still be fetched, each with the client allowed to fetch it (a configured
+        loopback ComfyUI) and the account's credentials where the provider needs them (Sora)."""
         now = datetime.now(UTC)
-        sources: list[DownloadSource] = []
+        sources: list[tuple[DownloadSource, SafeHttp]] = []
         expected = {"expected_size": facts.file_size_bytes, "expected_sha256": facts.sha256}
         if facts.remote_url and (facts.remote_url_expires_at is None or facts.remote_url_expires_at > now):
-            sources.append(DownloadSource(url=facts.remote_url, provider_id=facts.provider_id, **expected))  # type: ignore[arg-type]
+            http = await self._http_for_provider(facts.provider_id, None)
+            sources.append(
+                (DownloadSource(url=facts.remote_url, provider_id=facts.provider_id, **expected), http)  # type: ignore[arg-type]
+            )
         for ref in facts.refs:
             if ref.is_expired(now):
                 continue
@@ -609,17 +614,35 @@ class TransferService:
                 adapter = self._registry.get(ref.provider_id)
             except PixSimError:
                 continue
-            source = adapter.download_source(ref, _NO_CREDENTIALS)
-            if source is not None and all(s.url != source.url for s in sources):
+            try:
+                _, credentials = await self._accounts.resolve(ref.provider_id, ref.account_id, required=False)
+            except PixSimError:
+                credentials = _NO_CREDENTIALS  # the account is gone or ambiguous: try without it
+            source = adapter.download_source(ref, credentials)
+            if source is not None and all(s.url != source.url for s, _ in sources):
                 sources.append(
-                    DownloadSource(
-                        url=source.url,
-                        provider_id=source.provider_id,
-                        auth_headers=source.auth_headers,
-                        **expected,  # type: ignore[arg-type]
+                    (
+                        DownloadSource(
+                            url=source.url,
+                            provider_id=source.provider_id,
+                            auth_headers=source.auth_headers,
+                            **expected,  # type: ignore[arg-type]
+                        ),
+                        self.http_for(adapter, credentials),
                     )
                 )
         return sources
+
+    async def _http_for_provider(self, provider_id: str, account_id: int | None) -> SafeHttp:
+        try:
+            adapter = self._registry.get(provider_id)
+        except PixSimError:
+            return self.http
+        try:
+            _, credentials = await self._accounts.resolve(provider_id, account_id, required=False)
+        except PixSimError:
+            credentials = _NO_CREDENTIALS
+        return self.http_for(adapter, credentials)
 
     async def _facts(self, asset_id: int) -> _AssetFacts:
         async with self._sessions() as session:
