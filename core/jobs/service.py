@@ -240,7 +240,7 @@ async def _result_ids(session: AsyncSession, job_ids: list[int]) -> dict[int, tu
         .order_by(JobResultAsset.job_id, JobResultAsset.output_index)
     )
     out: dict[int, list[int]] = {}
-    for job_id, asset_id in rows.tuples():
+    for job_id, asset_id in rows:
         out.setdefault(job_id, []).append(asset_id)
     return {k: tuple(v) for k, v in out.items()}
 

@@ -269,7 +269,7 @@ class SandboxAdapter:
             except asyncio.CancelledError:
                 stop.set()  # the thread stops before its next frame and removes its partial file
                 raise
-        return Submitted(provider_job_id=request.job_key)
+        return Submitted(provider_job_id=request.job_key, poll_after_s=0.0)  # the render is already done
 
     async def poll(self, http: SafeHttp, job: JobHandle) -> JobUpdate:
         output = output_path(job.workdir, job.job_key, job.operation.output)
