@@ -159,11 +159,8 @@ class JobService:
                 wanted.setdefault(asset_id, []).append((param.name, param.media_types))
         if not wanted:
             return
-        rows = dict(
-            (await session.execute(select(Asset.id, Asset.media_type).where(Asset.id.in_(wanted))))
-            .tuples()
-            .all()
-        )
+        found = await session.execute(select(Asset.id, Asset.media_type).where(Asset.id.in_(wanted)))
+        rows = {asset_id: media_type for asset_id, media_type in found}
         problems: list[str] = []
         for asset_id, uses in wanted.items():
             media_type = rows.get(asset_id)

@@ -44,7 +44,7 @@ async def test_pixverse_concurrency_limit_500044_is_retried_then_succeeds(
     pixverse.fail_envelope(TEXT_GENERATE, 500044, "concurrent generation limit")
     pixverse.fail_envelope(TEXT_GENERATE, 500044, "concurrent generation limit")
     notes: list[str] = []
-    jobs_env.services.jobs.events.subscribe(lambda e: e.message and notes.append(e.message))
+    jobs_env.services.jobs.events.subscribe(lambda e: notes.append(e.message or ""))
     job = await jobs_env.services.jobs.create("pixverse", "text_to_video", {"prompt": "a cat"})
     done = await jobs_env.run_until_done(job.id)
     assert done.status is JobStatus.SUCCEEDED and len(done.result_asset_ids) == 1
