@@ -470,7 +470,7 @@ class JobRunner:
             if not await self._set(job, status=JobStatus.DOWNLOADING, progress=1.0):
                 return
             job.status = JobStatus.DOWNLOADING
-        self._emit(job.id, JobStatus.DOWNLOADING, 1.0, "Downloading the result")
+        self._emit(job.id, JobStatus.DOWNLOADING, 1.0, "Importing the result")
         if not state.outputs:
             await self._fail(job, "no_output", "The provider reported success but returned no file.")
             return
