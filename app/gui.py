@@ -13,9 +13,10 @@ from types import TracebackType
 
 from app.bootstrap import DatabaseHandle, open_database
 from app.logs import add_file_log
-from app.services import Services, build_services
 from app.settings import Settings
+from core.db.engine import make_async_engine, make_async_session_factory
 from core.errors import PixSimError
+from core.library import LibraryService
 from core.runtime import CoreLoop
 
 log = logging.getLogger(__name__)
@@ -69,6 +70,19 @@ def run_gui(settings: Settings, *, quit_after_shown: bool = False, started_at: f
         handle.close()
 
 
+async def _run_jobs(settings: Settings, handle: DatabaseHandle, stop: asyncio.Event) -> None:
+    """The job runner of this app process, until ``stop`` (runs on the core loop)."""
+    from app.services import build_services
+
+    services = build_services(settings, handle.url)
+    try:
+        await services.runner.run(stop)
+    except Exception:
+        log.exception("the job runner stopped")
+    finally:
+        await services.aclose()
+
+
 def _run_window(
     settings: Settings, handle: DatabaseHandle, *, quit_after_shown: bool, started_at: float
 ) -> int:
@@ -87,23 +101,21 @@ def _run_window(
     _install_excepthook()
 
     core = CoreLoop().start()
-
-    async def build() -> Services:
-        return build_services(settings, handle.url)
-
-    services = core.run(build(), timeout=30)
-    # Generation jobs run in the app too: queued or unfinished ones resume where they stopped.
-    runner_stop = asyncio.Event()
-    runner = core.submit(services.runner.run(runner_stop))
+    engine = make_async_engine(handle.url)
+    library = LibraryService(make_async_session_factory(engine))
     bridge = CoreBridge(core)
     window = MainWindow(
-        library=services.library,
+        library=library,
         bridge=bridge,
         database_description=handle.description,
         state_file=settings.config_dir / "window.ini",
         version=app_version(),
     )
     window.show()
+    # Generation jobs run in the app too: queued or unfinished ones resume where they stopped. The
+    # providers and the runner are built on the core loop after the window is up (start-up stays fast).
+    runner_stop = asyncio.Event()
+    runner = core.submit(_run_jobs(settings, handle, runner_stop))
 
     loop = qasync.QEventLoop(app)
     asyncio.set_event_loop(loop)
@@ -125,7 +137,7 @@ def _run_window(
         async def shutdown() -> None:
             runner_stop.set()
             await asyncio.wrap_future(runner)
-            await services.aclose()
+            await engine.dispose()
 
         core.run(shutdown(), timeout=15)
         core.stop()

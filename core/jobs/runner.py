@@ -203,6 +203,7 @@ class JobRunner:
         self.worker_id = worker_id or worker_identity()
         self._host = self.worker_id.rsplit(":", 2)[0]
         self._tasks: dict[int, asyncio.Task[None]] = {}
+        self._background: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
 
     # -- the loop --------------------------------------------------------------------------------
@@ -241,7 +242,11 @@ class JobRunner:
         elif event.status is JobStatus.CANCELLED:
             task = self._tasks.get(event.job_id)
             if task is not None:
-                task.cancel()
+                task.cancel()  # its clean-up asks the provider to stop
+            else:
+                background = asyncio.ensure_future(self._cancel_idle_job(event.job_id))
+                self._background.add(background)
+                background.add_done_callback(self._background.discard)
 
     async def _shutdown(self) -> None:
         tasks = list(self._tasks.values())
@@ -680,6 +685,13 @@ class JobRunner:
             provider_job_id or job.provider_job_id,
             job.operation,
             job.params,
+        )
+
+    async def _cancel_idle_job(self, job_id: int) -> None:
+        """A job cancelled between two steps: nobody holds it, so tell the provider from here."""
+        job = await self.jobs.get(job_id)
+        await self.cancel_at_provider(
+            job.id, job.provider_id, job.account_id, job.provider_job_id, job.operation, job.params
         )
 
     async def cancel_at_provider(

@@ -6,6 +6,8 @@ servers on 127.0.0.1. Counts are taken on the fakes' side: what actually crossed
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from core.db.enums import JobStatus, MediaType, ParentRole, ProviderRefKind
@@ -155,3 +157,23 @@ async def test_a_stale_pixverse_image_id_is_uploaded_again_once(
     await jobs_env.generate("pixverse", "image_to_video", {"image_asset_id": image, "prompt": "it jumps"})
     assert len(pixverse.uploads) == 2
     assert pixverse.generations[-1].params["img_id"] == pixverse.uploads[1].id
+
+
+async def test_cancelling_a_sora_job_asks_sora_to_stop_it(jobs_env: JobsEnv, sora: FakeSora) -> None:
+    sora.polls_to_complete = 10_000  # it stays in progress until cancelled
+    job = await jobs_env.services.jobs.create("sora", "text_to_video", {"prompt": "never mind"})
+    stop = asyncio.Event()
+    runner = asyncio.ensure_future(jobs_env.services.runner.run(stop))
+    try:
+        async with asyncio.timeout(20):
+            while (await jobs_env.services.jobs.get(job.id)).status is not JobStatus.RUNNING:  # noqa: ASYNC110
+                await asyncio.sleep(0.02)
+            (video_id,) = sora.videos
+            await jobs_env.services.jobs.cancel(job.id)
+            while video_id not in sora.deleted:  # noqa: ASYNC110 (the fake's state)
+                await asyncio.sleep(0.02)
+    finally:
+        stop.set()
+        await runner
+    assert (await jobs_env.services.jobs.get(job.id)).status is JobStatus.CANCELLED
+    assert await jobs_env.count_assets() == 0
