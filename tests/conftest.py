@@ -7,6 +7,7 @@ import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
+import keyring
 import psycopg
 import pytest
 from psycopg import sql
@@ -16,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from core.db import migrate
 from core.db.embedded import EmbeddedDatabase
 from core.db.engine import make_async_engine, make_async_session_factory
+from tests.memory_keyring import MemoryKeyring
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("PIXSIM_NO_ERROR_DIALOG", "1")
@@ -27,6 +29,16 @@ _counter = itertools.count()
 def libpq(url: URL) -> str:
     """A psycopg (libpq) connection string for a SQLAlchemy URL."""
     return url.set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+@pytest.fixture
+def memory_keyring() -> Iterator[MemoryKeyring]:
+    """The real ``keyring`` API on an in-memory backend: tests never touch the OS keyring."""
+    previous = keyring.get_keyring()
+    backend = MemoryKeyring()
+    keyring.set_keyring(backend)
+    yield backend
+    keyring.set_keyring(previous)
 
 
 @pytest.fixture(scope="session")

@@ -339,6 +339,23 @@ class JobRunner:
         else:
             await self._poll(job, adapter, operation, values, credentials, http)
 
+    def _handle(
+        self,
+        job_id: int,
+        provider_job_id: str,
+        operation: Operation,
+        params: dict[str, Any],
+        credentials: Credentials,
+    ) -> JobHandle:
+        return JobHandle(
+            provider_job_id=provider_job_id,
+            operation=operation,
+            params=params,
+            credentials=credentials,
+            workdir=self._job_dir(job_id),
+            job_key=_job_key(job_id),
+        )
+
     def _job_dir(self, job_id: int) -> Path:
         path = self._workdir / f"job-{job_id}"
         path.mkdir(parents=True, exist_ok=True)
@@ -363,27 +380,21 @@ class JobRunner:
                     credentials=credentials,
                     inputs=inputs,
                     workdir=self._job_dir(job.id),
-                    job_key=f"pixsim-job-{job.id}",
+                    job_key=_job_key(job.id),
                 )
                 try:
                     submitted = await adapter.submit(http, request)
                 except StaleReference as exc:
-                    stale = [r for r in inputs.used if not r.is_origin or fresh_upload]
                     if fresh_upload or not inputs.used:
                         await self._fail(job, exc.code or "stale_reference", str(exc))
                         return
                     log.info("job %s: %s; uploading its inputs again", job.id, exc)
-                    for ref in stale or inputs.used:
+                    # Uploaded copies first; a provider's own id is dropped only if nothing else was used.
+                    for ref in [r for r in inputs.used if not r.is_origin] or inputs.used:
                         await self._transfers.invalidate(ref.asset_id, ref.provider_id, ref.account_id)
                     continue
-                except TransferError as exc:
-                    if exc.retryable:
-                        await self._retry_later(job, exc, limit=self.policy.max_submit_attempts)
-                    else:
-                        await self._fail(job, _code(exc), str(exc))
-                    return
                 except PixSimError as exc:
-                    await self._fail(job, _code(exc), str(exc))
+                    await self._failed_step(job, exc, limit=self.policy.max_submit_attempts)
                     return
             break
         first = submitted.poll_after_s if submitted.poll_after_s is not None else self.policy.first_poll_s
@@ -415,24 +426,11 @@ class JobRunner:
         http: SafeHttp,
     ) -> None:
         assert job.provider_job_id is not None
-        handle = JobHandle(
-            provider_job_id=job.provider_job_id,
-            operation=operation,
-            params=values,
-            credentials=credentials,
-            workdir=self._job_dir(job.id),
-            job_key=f"pixsim-job-{job.id}",
-        )
+        handle = self._handle(job.id, job.provider_job_id, operation, values, credentials)
         try:
             state = await adapter.poll(http, handle)
-        except TransferError as exc:
-            if exc.retryable:
-                await self._retry_later(job, exc, limit=self.policy.max_poll_failures)
-            else:
-                await self._fail(job, _code(exc), str(exc))
-            return
         except PixSimError as exc:
-            await self._fail(job, _code(exc), str(exc))
+            await self._failed_step(job, exc, limit=self.policy.max_poll_failures)
             return
         if state.status is JobStatus.SUCCEEDED:
             await self._complete(job, operation, values, state, http)
@@ -494,11 +492,10 @@ class JobRunner:
                         "The provider returned an output without a file.", provider_id=job.provider_id
                     )
                 stored.append((output, file, await _probe(file.path)))
-        except TransferError as exc:
-            if exc.retryable:
-                await self._retry_later(job, exc, limit=self.policy.max_poll_failures)
-            else:
-                await self._fail(job, _code(exc), f"The result could not be downloaded: {exc}")
+        except PixSimError as exc:
+            await self._failed_step(
+                job, exc, limit=self.policy.max_poll_failures, what="The result could not be downloaded"
+            )
             return
         assets = await self._import(job, operation, values, stored)
         if assets is None:
@@ -646,6 +643,13 @@ class JobRunner:
         ):
             self._emit(job.id, JobStatus.FAILED, 0.0, message)
 
+    async def _failed_step(self, job: _Claimed, exc: PixSimError, *, limit: int, what: str = "") -> None:
+        """A step raised: retry later if it may pass (rate limit, 5xx, network), else fail the job."""
+        if isinstance(exc, TransferError) and exc.retryable:
+            await self._retry_later(job, exc, limit=limit)
+        else:
+            await self._fail(job, _code(exc), f"{what}: {exc}" if what else str(exc))
+
     async def _retry_later(self, job: _Claimed, exc: TransferError, *, limit: int) -> None:
         attempts = job.attempts + 1
         if attempts >= limit:
@@ -715,14 +719,7 @@ class JobRunner:
             _, credentials = await self._accounts.resolve(
                 provider_id, account_id, required=adapter.requires_account
             )
-            handle = JobHandle(
-                provider_job_id=provider_job_id,
-                operation=operation,
-                params=params,
-                credentials=credentials,
-                workdir=self._job_dir(job_id),
-                job_key=f"pixsim-job-{job_id}",
-            )
+            handle = self._handle(job_id, provider_job_id, operation, params, credentials)
             await canceller.cancel(self._transfers.http_for(adapter, credentials), handle)
             return True
         except PixSimError as exc:
@@ -741,6 +738,10 @@ class JobRunner:
 
 
 _NULLABLE = {"error_code", "error_message", "next_poll_at", "claimed_by", "lease_expires_at"}
+
+
+def _job_key(job_id: int) -> str:
+    return f"pixsim-job-{job_id}"
 
 
 def _after(seconds: float) -> datetime:

@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import IO, Any, Protocol, runtime_checkable
 
 from core.db.enums import JobStatus, MediaType, ProviderRefKind
 from core.errors import InvalidParameter, ProviderError
@@ -89,6 +89,26 @@ _EXTENSIONS = {
     "audio/x-wav": ".wav",
     "model/gltf-binary": ".glb",
 }
+
+
+class ProgressReader:
+    """Wraps an upload's file so the bytes httpx reads for the request body are reported as progress."""
+
+    def __init__(self, raw: IO[bytes], total: int, progress: Callable[[int, int], None] | None) -> None:
+        self._raw = raw
+        self._total = total
+        self._progress = progress
+        self._done = 0
+
+    def read(self, size: int = -1) -> bytes:
+        chunk = self._raw.read(size)
+        self._done += len(chunk)
+        if self._progress is not None:
+            self._progress(self._done, self._total)
+        return chunk
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._raw, name)
 
 
 @runtime_checkable

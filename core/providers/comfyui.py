@@ -26,9 +26,9 @@ import copy
 import hashlib
 import json
 import mimetypes
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path, PurePosixPath
-from typing import IO, Any
+from typing import Any
 from urllib.parse import urlencode
 
 import httpx
@@ -47,6 +47,7 @@ from core.providers.base import (
     GenerationRequest,
     JobHandle,
     JobUpdate,
+    ProgressReader,
     ProviderReference,
     ResultFile,
     Submitted,
@@ -305,26 +306,6 @@ def _braces(name: str) -> str:
 # -- small helpers ---------------------------------------------------------------------------------
 
 
-class _CountingReader:
-    """A file wrapper that reports how many bytes httpx has read for the request body."""
-
-    def __init__(self, raw: IO[bytes], total: int, progress: Callable[[int, int], None] | None) -> None:
-        self._raw = raw
-        self._total = total
-        self._progress = progress
-        self._done = 0
-
-    def read(self, size: int = -1) -> bytes:
-        chunk = self._raw.read(size)
-        self._done += len(chunk)
-        if self._progress is not None:
-            self._progress(self._done, self._total)
-        return chunk
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._raw, name)
-
-
 def _short(text: Any) -> str:
     value = " ".join(str(text).split())
     return value if len(value) <= _MAX_DETAIL else value[: _MAX_DETAIL - 1] + "…"
@@ -422,7 +403,7 @@ class ComfyUIAdapter:
         base = self._base(request.credentials)
         what = f"the upload of {request.filename}"
         with request.path.open("rb") as raw:
-            body = _CountingReader(raw, request.size, request.progress)
+            body = ProgressReader(raw, request.size, request.progress)
             files = {"image": (request.filename, body, request.mime_type or "application/octet-stream")}
             data = {"type": "input", "subfolder": UPLOAD_SUBFOLDER, "overwrite": "true"}
             response = await self._request(http, "POST", base, "/upload/image", what, files=files, data=data)

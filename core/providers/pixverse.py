@@ -20,8 +20,8 @@ from __future__ import annotations
 import hashlib
 import logging
 import uuid
-from collections.abc import Callable, Sequence
-from typing import IO, Any
+from collections.abc import Sequence
+from typing import Any
 
 from core.db.enums import JobStatus, MediaType, OperationType, ParentRole, ProviderRefKind
 from core.errors import (
@@ -41,6 +41,7 @@ from core.providers.base import (
     GenerationRequest,
     JobHandle,
     JobUpdate,
+    ProgressReader,
     ProviderReference,
     ResultFile,
     Submitted,
@@ -115,26 +116,6 @@ def error_from_envelope(code: int, message: str, what: str) -> ProviderError:
         provider_id=PROVIDER_ID,
         code=str(code),
     )
-
-
-class _CountingReader:
-    """A file wrapper that reports how many bytes httpx has read for the request body."""
-
-    def __init__(self, raw: IO[bytes], total: int, progress: Callable[[int, int], None] | None) -> None:
-        self._raw = raw
-        self._total = total
-        self._progress = progress
-        self._done = 0
-
-    def read(self, size: int = -1) -> bytes:
-        chunk = self._raw.read(size)
-        self._done += len(chunk)
-        if self._progress is not None:
-            self._progress(self._done, self._total)
-        return chunk
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._raw, name)
 
 
 # -- operations ------------------------------------------------------------------------------------
@@ -424,7 +405,7 @@ class PixverseAdapter:
                 "Pixverse accepts images, videos and audio, not 3D models.", provider_id=PROVIDER_ID
             )
         with request.path.open("rb") as raw:
-            body = _CountingReader(raw, request.size, request.progress)
+            body = ProgressReader(raw, request.size, request.progress)
             files = {field: (request.filename, body, request.mime_type or "application/octet-stream")}
             resp, _ = await self._call(
                 http, "POST", path, request.credentials, f"the upload of {request.filename}", files=files

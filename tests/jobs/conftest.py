@@ -4,12 +4,11 @@ through entry points) talking to fake providers on 127.0.0.1."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import keyring
 import pytest
 from sqlalchemy import select
 from sqlalchemy.engine import URL
@@ -38,12 +37,8 @@ FAST = JobPolicy(
 
 
 @pytest.fixture(autouse=True)
-def memory_keyring() -> Iterator[MemoryKeyring]:
-    previous = keyring.get_keyring()
-    backend = MemoryKeyring()
-    keyring.set_keyring(backend)
-    yield backend
-    keyring.set_keyring(previous)
+def _in_memory_keyring(memory_keyring: MemoryKeyring) -> None:
+    """Every test here uses the in-memory keyring (tests/conftest.py), never the OS one."""
 
 
 @pytest.fixture

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import keyring
 import pytest
@@ -26,13 +26,9 @@ from tests.memory_keyring import MemoryKeyring
 SECRET = "sk-live-very-secret-0123456789"
 
 
-@pytest.fixture
-def memory_keyring() -> Iterator[MemoryKeyring]:
-    previous = keyring.get_keyring()
-    backend = MemoryKeyring()
-    keyring.set_keyring(backend)
-    yield backend
-    keyring.set_keyring(previous)
+@pytest.fixture(autouse=True)
+def _in_memory_keyring(memory_keyring: MemoryKeyring) -> None:
+    """Every test here uses the in-memory keyring (tests/conftest.py), never the OS one."""
 
 
 @pytest.fixture
@@ -134,8 +130,3 @@ async def test_no_usable_keyring_is_a_clear_error_never_a_plaintext_fallback(
         keyring.set_keyring(previous)
     async with sessions() as session:
         assert await session.scalar(select(ProviderAccount.id)) is None
-
-
-@pytest.fixture(autouse=True)
-def _keyring(memory_keyring: MemoryKeyring) -> None:
-    """Every test here runs against the in-memory keyring."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -46,12 +46,8 @@ def media_bytes(size: int, seed: int = 0) -> bytes:
 
 
 @pytest.fixture(autouse=True)
-def memory_keyring() -> Iterator[MemoryKeyring]:
-    previous = keyring.get_keyring()
-    backend = MemoryKeyring()
-    keyring.set_keyring(backend)
-    yield backend
-    keyring.set_keyring(previous)
+def _in_memory_keyring(memory_keyring: MemoryKeyring) -> None:
+    """Every test here uses the in-memory keyring (tests/conftest.py), never the OS one."""
 
 
 @pytest.fixture
