@@ -85,11 +85,7 @@ def test_accounts_are_added_checked_and_removed(
     dialog.submit_account_dialog(add, None)
     assert add.key_edit.text() == ""  # the key left the widget at once
     qtbot.waitUntil(lambda: dialog.accounts_table.rowCount() == 1, timeout=10_000)
-    assert [dialog.accounts_table.item(0, c).text() for c in range(3)] == [
-        "Pixverse",
-        "studio",
-        "in OS keyring",
-    ]  # type: ignore[union-attr]
+    assert [_cell(dialog, 0, c) for c in range(3)] == ["Pixverse", "studio", "in OS keyring"]
     assert list(memory_keyring._secrets) and KEYRING_SERVICE in next(iter(memory_keyring._secrets))
     assert "pv-secret-123" in memory_keyring._secrets.values()
 
