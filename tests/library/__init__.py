@@ -1,0 +1,1 @@
+"""The library: importing the user's own files."""
