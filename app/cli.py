@@ -49,9 +49,10 @@ def _parser() -> argparse.ArgumentParser:
 
     sub.add_parser("info", help="print settings, paths and the database in use")
 
-    from app.jobs_cli import add_parsers
+    from app import import_cli, jobs_cli
 
-    add_parsers(sub)
+    import_cli.add_parsers(sub)
+    jobs_cli.add_parsers(sub)
     return parser
 
 
@@ -86,6 +87,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from app.transfer_cli import run_transfer_command
 
             return run_transfer_command(args, settings)
+        if args.command == "import":
+            from app.import_cli import run_import_command
+
+            return run_import_command(args, settings)
         if args.command in ("generate", "jobs", "worker", "accounts", "providers"):
             from app.jobs_cli import run_jobs_command
 
