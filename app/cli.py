@@ -49,9 +49,10 @@ def _parser() -> argparse.ArgumentParser:
 
     sub.add_parser("info", help="print settings, paths and the database in use")
 
-    from app import import_cli, jobs_cli
+    from app import demo_cli, import_cli, jobs_cli
 
     import_cli.add_parsers(sub)
+    demo_cli.add_parsers(sub)
     jobs_cli.add_parsers(sub)
     return parser
 
@@ -87,6 +88,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from app.transfer_cli import run_transfer_command
 
             return run_transfer_command(args, settings)
+        if args.command == "demo":
+            from app.demo_cli import run_demo_command
+
+            return run_demo_command(args, settings)
         if args.command == "import":
             from app.import_cli import run_import_command
 
