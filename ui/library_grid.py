@@ -1,0 +1,579 @@
+"""The library grid: uniform cards with lazy thumbnails, paged with ``fetchMore``, dragged onto providers.
+
+``AssetGridModel`` is a thin adapter over pages of ``AssetCard`` from ``LibraryService.search``.
+Thumbnails follow the pattern of lazy image grids: ``DecorationRole`` answers from a byte-bounded
+memory cache or schedules one fetch (an in-flight set prevents duplicates), the image is decoded off
+the GUI thread, and ``dataChanged`` repaints the card when it lands. Requests for cards scrolled far
+away are cancelled before they render.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import math
+from collections.abc import Coroutine, Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+from PySide6.QtCore import (
+    QAbstractListModel,
+    QMimeData,
+    QModelIndex,
+    QPersistentModelIndex,
+    QPoint,
+    QRect,
+    QRectF,
+    QSize,
+    Qt,
+    QTimer,
+    Signal,
+)
+from PySide6.QtGui import (
+    QColor,
+    QDragEnterEvent,
+    QDragMoveEvent,
+    QDropEvent,
+    QFont,
+    QFontMetrics,
+    QImage,
+    QMouseEvent,
+    QPainter,
+    QPainterPath,
+    QPalette,
+)
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QListView,
+    QStyle,
+    QStyledItemDelegate,
+    QStyleOptionViewItem,
+    QWidget,
+)
+
+from core.db.enums import MediaType
+from core.library import AssetCard, LibraryQuery, LibraryService
+from ui.bridge import CoreBridge
+from ui.providers_dock import asset_ids_mime
+from ui.thumbnail_cache import ThumbnailCache
+
+AnyIndex = QModelIndex | QPersistentModelIndex
+CardRole = Qt.ItemDataRole.UserRole + 10
+AssetIdRole = Qt.ItemDataRole.UserRole + 11
+ScrubRole = Qt.ItemDataRole.UserRole + 12
+
+CARD_WIDTH = 196
+THUMB_HEIGHT = 147  # 4:3 inside the card; images keep their aspect ratio, letterboxed
+CARD_HEIGHT = THUMB_HEIGHT + 58
+PREFETCH_ROWS = 60  # thumbnail requests further than this from the visible rows are cancelled
+
+
+class ThumbnailLoader(Protocol):
+    """Decodes thumbnails off the GUI thread (the window supplies one once the services are up)."""
+
+    def thumbnail(self, card: AssetCard) -> Coroutine[Any, Any, QImage | None]: ...
+
+    def scrub_strip(self, card: AssetCard) -> Coroutine[Any, Any, QImage | None]: ...
+
+
+class AssetGridModel(QAbstractListModel):
+    count_changed = Signal(int)  # total matching the query (after set_query)
+    page_loaded = Signal(int)
+    load_failed = Signal(str)
+
+    def __init__(
+        self,
+        library: LibraryService,
+        bridge: CoreBridge,
+        cache: ThumbnailCache | None = None,
+        *,
+        page_size: int = 200,
+    ) -> None:
+        super().__init__()
+        self._library = library
+        self._bridge = bridge
+        self.cache = cache or ThumbnailCache()
+        self._loader: ThumbnailLoader | None = None
+        self._page_size = page_size
+        self._query = LibraryQuery()
+        self._rows: list[AssetCard] = []
+        self._row_of: dict[int, int] = {}
+        self._exhausted = True
+        self._loading = False
+        self._generation = 0
+        self._pending: dict[tuple[int, str], concurrent.futures.Future[Any]] = {}
+        self.total: int | None = None
+
+    # -- query and paging ---------------------------------------------------------------------
+
+    @property
+    def query(self) -> LibraryQuery:
+        return self._query
+
+    @property
+    def is_loading(self) -> bool:
+        return self._loading
+
+    def set_loader(self, loader: ThumbnailLoader | None) -> None:
+        self._loader = loader
+        if self._rows:
+            self.dataChanged.emit(
+                self.index(0), self.index(len(self._rows) - 1), [Qt.ItemDataRole.DecorationRole]
+            )
+
+    def set_query(self, query: LibraryQuery) -> None:
+        """Show what ``query`` matches: count it and load the first page."""
+        self._query = query
+        self.reload()
+
+    def reload(self) -> None:
+        self.beginResetModel()
+        self._generation += 1
+        self._rows = []
+        self._row_of = {}
+        self._exhausted = False
+        self._loading = False
+        self._cancel_pending(keep=set())
+        self.endResetModel()
+        generation = self._generation
+        count = self._library.count(self._query)
+        try:
+            self._bridge.call(
+                count,
+                lambda total: self._counted(generation, total),
+                lambda error: self._failed(generation, error),
+            )
+        except RuntimeError as exc:  # the core loop has stopped: the app is closing
+            count.close()
+            self._failed(generation, exc)
+            return
+        self.fetchMore()
+
+    def _counted(self, generation: int, total: int) -> None:
+        if generation == self._generation:
+            self.total = total
+            self.count_changed.emit(total)
+
+    def canFetchMore(self, parent: AnyIndex = QModelIndex()) -> bool:  # noqa: B008 - Qt's signature
+        return not parent.isValid() and not self._exhausted and not self._loading
+
+    def fetchMore(self, parent: AnyIndex = QModelIndex()) -> None:  # noqa: B008
+        if not self.canFetchMore(parent):
+            return
+        self._loading = True
+        generation = self._generation
+        coro = self._library.search(self._query, offset=len(self._rows), limit=self._page_size)
+        try:
+            self._bridge.call(
+                coro,
+                lambda page: self._append(generation, page),
+                lambda error: self._failed(generation, error),
+            )
+        except RuntimeError as exc:  # the core loop has stopped: the app is closing
+            coro.close()
+            self._failed(generation, exc)
+
+    def _append(self, generation: int, page: list[AssetCard]) -> None:
+        if generation != self._generation:
+            return
+        # Still "loading" while rows go in: a view (or model tester) reacting to the insertion must not
+        # ask for the next page with an offset that does not count these rows yet.
+        self._exhausted = len(page) < self._page_size
+        if page:
+            first = len(self._rows)
+            self.beginInsertRows(QModelIndex(), first, first + len(page) - 1)
+            for offset, card in enumerate(page):
+                self._row_of[card.id] = first + offset
+            self._rows.extend(page)
+            self.endInsertRows()
+        self._loading = False
+        self.page_loaded.emit(len(page))
+
+    def _failed(self, generation: int, error: BaseException) -> None:
+        if generation != self._generation:
+            return
+        self._loading = False
+        self._exhausted = True  # no retry loop; reload() tries again
+        self.load_failed.emit(f"Could not load the library: {error}")
+
+    # -- Qt model -----------------------------------------------------------------------------
+
+    def rowCount(self, parent: AnyIndex = QModelIndex()) -> int:  # noqa: B008
+        return 0 if parent.isValid() else len(self._rows)
+
+    def card(self, row: int) -> AssetCard:
+        return self._rows[row]
+
+    def row_of(self, asset_id: int) -> int | None:
+        return self._row_of.get(asset_id)
+
+    def data(self, index: AnyIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if not index.isValid() or not 0 <= index.row() < len(self._rows):
+            return None
+        card = self._rows[index.row()]
+        if role == Qt.ItemDataRole.DisplayRole:
+            return card.display_name
+        if role == CardRole:
+            return card
+        if role == AssetIdRole:
+            return card.id
+        if role == Qt.ItemDataRole.DecorationRole:
+            return self._image(card, "thumb")
+        if role == ScrubRole:
+            return self._image(card, "scrub") if card.media_type is MediaType.VIDEO else None
+        if role == Qt.ItemDataRole.ToolTipRole:
+            return _tooltip(card)
+        if role == Qt.ItemDataRole.AccessibleTextRole:
+            return f"{card.media_type.value} {card.display_name}"
+        return None
+
+    def flags(self, index: AnyIndex) -> Qt.ItemFlag:
+        base = super().flags(index)
+        return base | Qt.ItemFlag.ItemIsDragEnabled if index.isValid() else base
+
+    def mimeTypes(self) -> list[str]:
+        from ui.providers_dock import ASSET_IDS_MIME
+
+        return [ASSET_IDS_MIME]
+
+    def mimeData(self, indexes: Sequence[QModelIndex]) -> QMimeData:
+        rows = sorted({i.row() for i in indexes if i.isValid()})
+        return asset_ids_mime([self._rows[r].id for r in rows])
+
+    def supportedDragActions(self) -> Qt.DropAction:
+        return Qt.DropAction.CopyAction
+
+    # -- thumbnails ---------------------------------------------------------------------------
+
+    def _image(self, card: AssetCard, kind: str) -> QImage | None:
+        key = (card.id, kind)
+        image = self.cache.get(key)
+        if image is not None or self._loader is None or self.cache.failed(key) or key in self._pending:
+            return image
+        loader = self._loader
+        coro = loader.thumbnail(card) if kind == "thumb" else loader.scrub_strip(card)
+        generation = self._generation
+        try:
+            self._pending[key] = self._bridge.call(
+                coro,
+                lambda result: self._landed(generation, key, result),
+                lambda error: self._landed(generation, key, None),
+            )
+        except RuntimeError:  # the core loop has stopped: the app is closing
+            coro.close()
+        return None
+
+    def _landed(self, generation: int, key: tuple[int, str], image: QImage | None) -> None:
+        self._pending.pop(key, None)
+        if image is None or image.isNull():
+            self.cache.mark_failed(key)
+        else:
+            self.cache.put(key, image)
+        if generation != self._generation:
+            return
+        row = self._row_of.get(key[0])
+        if row is not None:
+            role = Qt.ItemDataRole.DecorationRole if key[1] == "thumb" else ScrubRole
+            index = self.index(row)
+            self.dataChanged.emit(index, index, [role])
+
+    def keep_requests_near(self, first_row: int, last_row: int) -> None:
+        """Cancel thumbnail requests for cards far from the visible ones (not yet rendered: cheap)."""
+        low, high = first_row - PREFETCH_ROWS, last_row + PREFETCH_ROWS
+        keep = {key for key in self._pending if low <= self._row_of.get(key[0], -(10**9)) <= high}
+        self._cancel_pending(keep)
+
+    def _cancel_pending(self, keep: set[tuple[int, str]]) -> None:
+        for key in [k for k in self._pending if k not in keep]:
+            future = self._pending.pop(key)
+            future.cancel()
+
+    @property
+    def pending_requests(self) -> int:
+        return len(self._pending)
+
+
+def _tooltip(card: AssetCard) -> str:
+    facts = [card.media_type.value.replace("_", " "), f"made by {card.provider_id}"]
+    if card.width and card.height:
+        facts.append(f"{card.width}×{card.height}")
+    if card.duration_sec:
+        facts.append(_duration(card.duration_sec))
+    lines = [card.display_name, " · ".join(facts)]
+    if card.providers:
+        lines.append("on " + ", ".join(card.providers))
+    if card.tags:
+        lines.append("#" + " #".join(card.tags[:8]))
+    return "\n".join(lines)
+
+
+def _duration(seconds: float) -> str:
+    whole = math.floor(seconds + 0.5)
+    return f"{whole // 60}:{whole % 60:02d}"
+
+
+# -- painting ------------------------------------------------------------------------------------------
+
+_TYPE_LABEL = {
+    MediaType.VIDEO: "VIDEO",
+    MediaType.IMAGE: "IMAGE",
+    MediaType.AUDIO: "AUDIO",
+    MediaType.MODEL_3D: "3D",
+}
+_BADGE_COLOURS = {
+    "sandbox": "#6c8ebf",
+    "pixverse": "#9b59b6",
+    "sora": "#2e9e6a",
+    "comfyui": "#d98c2b",
+    "local": "#7f8c8d",
+}
+
+
+def badge_colour(provider_id: str) -> QColor:
+    known = _BADGE_COLOURS.get(provider_id)
+    if known:
+        return QColor(known)
+    return QColor.fromHsv(hash(provider_id) % 360, 120, 190)
+
+
+class AssetCardDelegate(QStyledItemDelegate):
+    """Paints a card: letterboxed thumbnail (or a scrub frame under the mouse), badges, name, facts."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.hover_row: int | None = None
+        self.hover_fraction = 0.0
+        self.scrub_frames = 8
+
+    def sizeHint(self, option: QStyleOptionViewItem, index: AnyIndex) -> QSize:
+        return QSize(CARD_WIDTH, CARD_HEIGHT)
+
+    def paint(self, painter: QPainter, option: QStyleOptionViewItem, index: AnyIndex) -> None:
+        card = index.data(CardRole)
+        if not isinstance(card, AssetCard):
+            return
+        rect: QRect = option.rect
+        palette: QPalette = option.palette
+        state = option.state
+        selected = bool(state & QStyle.StateFlag.State_Selected)
+        hovered = bool(state & QStyle.StateFlag.State_MouseOver)
+        painter.save()
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+        outer = QRectF(rect).adjusted(3, 3, -3, -3)
+        path = QPainterPath()
+        path.addRoundedRect(outer, 8, 8)
+        base = palette.color(QPalette.ColorRole.AlternateBase if hovered else QPalette.ColorRole.Base)
+        painter.fillPath(path, base)
+        if selected:
+            painter.setPen(palette.color(QPalette.ColorRole.Highlight))
+            painter.drawPath(path)
+            painter.drawRoundedRect(outer.adjusted(1, 1, -1, -1), 7, 7)
+
+        thumb_rect = QRect(rect.left() + 8, rect.top() + 8, rect.width() - 16, THUMB_HEIGHT - 8)
+        clip = QPainterPath()
+        clip.addRoundedRect(QRectF(thumb_rect), 5, 5)
+        painter.fillPath(clip, QColor(38, 40, 46))
+        image = self._picture(index, card)
+        if image is not None:
+            target = _fit(image.size(), thumb_rect)
+            painter.setClipPath(clip)
+            painter.drawImage(target, image, self._source_rect(index, card, image))
+            painter.setClipping(False)
+        else:
+            self._placeholder(painter, thumb_rect, card, palette)
+        self._badges(painter, thumb_rect, card)
+
+        text_rect = QRect(rect.left() + 10, thumb_rect.bottom() + 6, rect.width() - 20, 18)
+        name_font = QFont(option.font)
+        name_font.setWeight(QFont.Weight.DemiBold)
+        painter.setFont(name_font)
+        painter.setPen(palette.color(QPalette.ColorRole.Text))
+        name = QFontMetrics(name_font).elidedText(
+            card.display_name, Qt.TextElideMode.ElideRight, text_rect.width()
+        )
+        painter.drawText(text_rect, Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter, name)
+        facts_font = QFont(option.font)
+        facts_font.setPointSizeF(max(7.0, facts_font.pointSizeF() * 0.85))
+        painter.setFont(facts_font)
+        painter.setPen(palette.color(QPalette.ColorRole.PlaceholderText))
+        facts_rect = text_rect.translated(0, 18)
+        painter.drawText(facts_rect, Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter, _facts(card))
+        painter.restore()
+
+    def _picture(self, index: AnyIndex, card: AssetCard) -> QImage | None:
+        if card.media_type is MediaType.VIDEO and self.hover_row == index.row():
+            strip = index.data(ScrubRole)
+            if isinstance(strip, QImage) and not strip.isNull():
+                return strip
+        image = index.data(Qt.ItemDataRole.DecorationRole)
+        return image if isinstance(image, QImage) and not image.isNull() else None
+
+    def _source_rect(self, index: AnyIndex, card: AssetCard, image: QImage) -> QRect:
+        """The whole image, or one cell of a scrub strip chosen by the mouse position."""
+        strip = index.data(ScrubRole) if self.hover_row == index.row() else None
+        if strip is not None and image is strip and self.scrub_frames > 1:
+            cell = image.width() // self.scrub_frames
+            column = min(self.scrub_frames - 1, int(self.hover_fraction * self.scrub_frames))
+            return QRect(column * cell, 0, cell, image.height())
+        return image.rect()
+
+    def _placeholder(self, painter: QPainter, rect: QRect, card: AssetCard, palette: QPalette) -> None:
+        painter.setPen(QColor(150, 156, 168))
+        font = painter.font()
+        font.setPointSizeF(font.pointSizeF() * 1.1)
+        font.setWeight(QFont.Weight.Bold)
+        painter.setFont(font)
+        painter.drawText(rect, Qt.AlignmentFlag.AlignCenter, _TYPE_LABEL[card.media_type])
+
+    def _badges(self, painter: QPainter, rect: QRect, card: AssetCard) -> None:
+        font = QFont(painter.font())
+        font.setPointSizeF(7.5)
+        font.setWeight(QFont.Weight.Bold)
+        painter.setFont(font)
+        metrics = QFontMetrics(font)
+        x = rect.right() - 6
+        for provider in reversed((card.provider_id, *[p for p in card.providers if p != card.provider_id])):
+            label = provider[:2].upper()
+            width = metrics.horizontalAdvance(label) + 10
+            badge = QRectF(x - width, rect.top() + 6, width, 16)
+            painter.setPen(Qt.PenStyle.NoPen)
+            painter.setBrush(badge_colour(provider))
+            painter.drawRoundedRect(badge, 8, 8)
+            painter.setPen(QColor("white"))
+            painter.drawText(badge, Qt.AlignmentFlag.AlignCenter, label)
+            x -= width + 4
+        if card.duration_sec:
+            text = _duration(card.duration_sec)
+            width = metrics.horizontalAdvance(text) + 10
+            badge = QRectF(rect.right() - 6 - width, rect.bottom() - 22, width, 16)
+            painter.setPen(Qt.PenStyle.NoPen)
+            painter.setBrush(QColor(0, 0, 0, 160))
+            painter.drawRoundedRect(badge, 4, 4)
+            painter.setPen(QColor("white"))
+            painter.drawText(badge, Qt.AlignmentFlag.AlignCenter, text)
+
+
+def _fit(size: QSize, box: QRect) -> QRect:
+    if size.isEmpty():
+        return box
+    scale = min(box.width() / size.width(), box.height() / size.height())
+    width, height = round(size.width() * scale), round(size.height() * scale)
+    return QRect(
+        box.left() + (box.width() - width) // 2, box.top() + (box.height() - height) // 2, width, height
+    )
+
+
+def _facts(card: AssetCard) -> str:
+    parts = [card.media_type.value.replace("model_3d", "3D").replace("_", " ")]
+    if card.width and card.height:
+        parts.append(f"{card.width}×{card.height}")
+    if card.file_size_bytes:
+        size = float(card.file_size_bytes)
+        for unit in ("B", "KB", "MB", "GB"):
+            if size < 1000 or unit == "GB":
+                parts.append(f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}")
+                break
+            size /= 1000
+    return " · ".join(parts)
+
+
+class AssetGridView(QListView):
+    """Icon-mode grid: uniform cards, extended selection, drags asset ids, accepts dropped files."""
+
+    files_dropped = Signal(list)  # list[Path]
+    visible_rows_changed = Signal(int, int)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("assetGrid")
+        self.setViewMode(QListView.ViewMode.IconMode)
+        self.setResizeMode(QListView.ResizeMode.Adjust)
+        self.setMovement(QListView.Movement.Static)
+        self.setUniformItemSizes(True)
+        self.setLayoutMode(QListView.LayoutMode.Batched)
+        self.setBatchSize(400)
+        self.setSpacing(6)
+        self.setGridSize(QSize(CARD_WIDTH + 6, CARD_HEIGHT + 6))
+        self.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
+        self.setDragEnabled(True)
+        self.setAcceptDrops(True)
+        self.setDragDropMode(QAbstractItemView.DragDropMode.DragDrop)
+        self.setDefaultDropAction(Qt.DropAction.CopyAction)
+        self.setMouseTracking(True)
+        self.setVerticalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
+        self.verticalScrollBar().setSingleStep(24)
+        self.card_delegate = AssetCardDelegate(self)
+        self.setItemDelegate(self.card_delegate)
+        self._visible_timer = QTimer(self)
+        self._visible_timer.setSingleShot(True)
+        self._visible_timer.setInterval(120)
+        self._visible_timer.timeout.connect(self._report_visible)
+        self.verticalScrollBar().valueChanged.connect(lambda _: self._visible_timer.start())
+
+    # -- hover scrubbing ------------------------------------------------------------------------
+
+    def mouseMoveEvent(self, event: QMouseEvent) -> None:
+        super().mouseMoveEvent(event)
+        self._hover(event.position().toPoint())
+
+    def leaveEvent(self, event: Any) -> None:
+        super().leaveEvent(event)
+        self._set_hover(None, 0.0)
+
+    def _hover(self, point: QPoint) -> None:
+        index = self.indexAt(point)
+        if not index.isValid():
+            self._set_hover(None, 0.0)
+            return
+        rect = self.visualRect(index)
+        fraction = min(0.999, max(0.0, (point.x() - rect.left() - 8) / max(1, rect.width() - 16)))
+        self._set_hover(index.row(), fraction)
+
+    def _set_hover(self, row: int | None, fraction: float) -> None:
+        delegate = self.card_delegate
+        previous = delegate.hover_row
+        frame_before = int(delegate.hover_fraction * delegate.scrub_frames)
+        delegate.hover_row, delegate.hover_fraction = row, fraction
+        model = self.model()
+        for changed in {previous, row}:
+            if changed is None or model is None:
+                continue
+            if changed != previous or changed != row or int(fraction * delegate.scrub_frames) != frame_before:
+                self.update(model.index(changed, 0))
+
+    # -- files from the desktop -------------------------------------------------------------------
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
+        if event.mimeData().hasUrls():
+            event.acceptProposedAction()
+            return
+        super().dragEnterEvent(event)
+
+    def dragMoveEvent(self, event: QDragMoveEvent) -> None:
+        if event.mimeData().hasUrls():
+            event.acceptProposedAction()
+            return
+        super().dragMoveEvent(event)
+
+    def dropEvent(self, event: QDropEvent) -> None:
+        paths = dropped_paths(event.mimeData())
+        if paths:
+            event.acceptProposedAction()
+            self.files_dropped.emit(paths)
+            return
+        event.ignore()  # our own cards dropped on the grid: nothing to do
+
+    def _report_visible(self) -> None:
+        model = self.model()
+        if model is None or model.rowCount() == 0:
+            return
+        viewport = self.viewport().rect()
+        first = self.indexAt(viewport.topLeft() + QPoint(4, 4))
+        last = self.indexAt(viewport.bottomRight() - QPoint(4, 4))
+        first_row = first.row() if first.isValid() else 0
+        last_row = last.row() if last.isValid() else model.rowCount() - 1
+        self.visible_rows_changed.emit(first_row, last_row)
+
+
+def dropped_paths(mime: QMimeData) -> list[Path]:
+    """Local files and folders from a desktop drop (URLs that are not local files are ignored)."""
+    return [Path(url.toLocalFile()) for url in mime.urls() if url.isLocalFile()]
