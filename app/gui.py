@@ -8,8 +8,10 @@ import os
 import sys
 import time
 import traceback
+from collections.abc import Callable
 from importlib.metadata import PackageNotFoundError, version
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 from app.bootstrap import DatabaseHandle, open_database
 from app.logs import add_file_log
@@ -18,6 +20,12 @@ from core.db.engine import make_async_engine, make_async_session_factory
 from core.errors import PixSimError
 from core.library import LibraryService
 from core.runtime import CoreLoop
+
+if TYPE_CHECKING:
+    from app.services import Services
+    from ui.context import WindowServices
+    from ui.main_window import MainWindow
+    from ui.settings_dialog import SettingsValues
 
 log = logging.getLogger(__name__)
 
@@ -70,17 +78,83 @@ def run_gui(settings: Settings, *, quit_after_shown: bool = False, started_at: f
         handle.close()
 
 
-async def _run_jobs(settings: Settings, handle: DatabaseHandle, stop: asyncio.Event) -> None:
-    """The job runner of this app process, until ``stop`` (runs on the core loop)."""
+async def _run_services(
+    settings: Settings, handle: DatabaseHandle, stop: asyncio.Event, ready: Callable[[Services], None]
+) -> None:
+    """Build the core services, hand them to the window, and run this process's job runner until
+    ``stop`` (all on the core loop). Queued or unfinished jobs resume where they stopped."""
     from app.services import build_services
 
     services = build_services(settings, handle.url)
     try:
+        ready(services)
         await services.runner.run(stop)
     except Exception:
         log.exception("the job runner stopped")
     finally:
         await services.aclose()
+
+
+def _services_relay(window: MainWindow) -> Callable[[Services], None]:
+    """A queued signal that hands the services, built on the core thread, to the window's thread."""
+    from PySide6.QtCore import QObject, Signal, Slot
+
+    class Relay(QObject):
+        ready = Signal(object)
+
+        @Slot(object)
+        def deliver(self, services: Services) -> None:
+            window.attach_services(_window_services(services))
+
+    relay = Relay(window)
+    # A bound slot of an object living in the GUI thread: emission from the core thread is queued.
+    relay.ready.connect(relay.deliver)
+    return relay.ready.emit
+
+
+def _window_services(services: Services) -> WindowServices:
+    from ui.context import WindowServices
+
+    return WindowServices(
+        sessions=services.sessions,
+        registry=services.registry,
+        transfers=services.transfers,
+        jobs=services.jobs,
+        runner=services.runner,
+        accounts=services.accounts,
+        importer=services.importer,
+        thumbnails=services.thumbnails,
+    )
+
+
+def _settings_values(settings: Settings) -> SettingsValues:
+    from ui.settings_dialog import SettingsValues
+
+    return SettingsValues(
+        database_url=settings.database_url,
+        cache_dir=settings.cache_dir,
+        default_cache_dir=settings.data_dir / "cache",
+        cache_max_bytes=settings.cache_max_bytes,
+        provider_concurrency=settings.provider_concurrency,
+        show_age_restricted=settings.show_age_restricted,
+    )
+
+
+def _save_settings(settings: Settings, values: SettingsValues) -> Settings:
+    from dataclasses import replace
+
+    from app.settings import save_settings
+
+    updated = replace(
+        settings,
+        database_url=values.database_url,
+        cache_dir=values.cache_dir,
+        cache_max_bytes=values.cache_max_bytes,
+        provider_concurrency=values.provider_concurrency,
+        show_age_restricted=values.show_age_restricted,
+    )
+    save_settings(updated)
+    return updated
 
 
 def _run_window(
@@ -105,6 +179,7 @@ def _run_window(
     library = LibraryService(make_async_session_factory(engine))
     bridge = CoreBridge(core)
     window = MainWindow(
+        settings=_settings_values(settings),
         library=library,
         bridge=bridge,
         database_description=handle.description,
@@ -115,7 +190,20 @@ def _run_window(
     # Generation jobs run in the app too: queued or unfinished ones resume where they stopped. The
     # providers and the runner are built on the core loop after the window is up (start-up stays fast).
     runner_stop = asyncio.Event()
-    runner = core.submit(_run_jobs(settings, handle, runner_stop))
+    deliver = _services_relay(window)
+    runner = core.submit(_run_services(settings, handle, runner_stop, deliver))
+    current = [settings]
+
+    def save(values: SettingsValues) -> None:
+        try:
+            current[0] = _save_settings(current[0], values)
+            window.statusBar().showMessage(
+                "Settings saved. Database and folder changes apply at the next start.", 8000
+            )
+        except PixSimError as exc:
+            window.statusBar().showMessage(f"Settings not saved: {exc}", 10_000)
+
+    window.settings_changed.connect(save)
 
     loop = qasync.QEventLoop(app)
     asyncio.set_event_loop(loop)

@@ -14,6 +14,7 @@ from core.cache.store import ContentStore
 from core.db.engine import make_async_engine, make_async_session_factory
 from core.db.locks import AdvisoryLocks
 from core.db.quick import QuickStatements
+from core.importer import ImportService
 from core.jobs.runner import JobPolicy, JobRunner
 from core.jobs.service import JobService
 from core.library import LibraryService
@@ -22,6 +23,7 @@ from core.net.limiter import Limiters
 from core.net.retry import RetryPolicy
 from core.providers.accounts import AccountResolver, AccountService
 from core.providers.registry import ProviderRegistry
+from core.thumbnails import ThumbnailService, ThumbnailStore
 from core.transfer.service import TransferService
 
 
@@ -41,8 +43,11 @@ class Services:
     accounts: AccountService
     jobs: JobService
     runner: JobRunner
+    importer: ImportService
+    thumbnails: ThumbnailService
 
     async def aclose(self) -> None:
+        await self.thumbnails.aclose()
         await self.transfers.aclose()
         await self.http.aclose()
         await self.engine.dispose()
@@ -121,4 +126,6 @@ def build_services(
         accounts=AccountService(sessions, registry, http),
         jobs=jobs,
         runner=runner,
+        importer=ImportService(sessions, transfers.store, transfers.index),
+        thumbnails=ThumbnailService(ThumbnailStore(settings.data_dir / "thumbnails")),
     )

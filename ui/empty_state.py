@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from PySide6.QtCore import QSize, Qt
 from PySide6.QtGui import QIcon
-from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
 from resources import resource_path
 
@@ -14,8 +14,10 @@ BODY = (
     "made it, and lets you use any of them on any other provider.</p>"
     "<p><b>Import</b>: drag files or folders from your desktop onto this window, or choose "
     "<b>File → Import…</b></p>"
-    "<p><b>Generate</b>: pick a provider in the <b>Providers</b> panel (the offline <b>Sandbox</b> "
-    "needs no account); its results land here.</p>"
+    "<p><b>Generate</b>: choose <b>Create → Generate…</b> (the offline <b>Sandbox</b> needs no "
+    "account); results land here with their lineage.</p>"
+    "<p>New here? <b>Load the demo library</b>: about thirty assets made offline, with lineage, a "
+    "branching story and clips.</p>"
 )
 
 
@@ -42,6 +44,10 @@ class EmptyLibraryView(QWidget):
         self.body.setFixedWidth(520)
         self.body.setMinimumHeight(self.body.heightForWidth(520))
 
+        self.buttons = QHBoxLayout()
+        self.buttons.addStretch(1)
+        self.buttons.addStretch(1)
+
         layout = QVBoxLayout(self)
         layout.addStretch(2)
         layout.addWidget(icon)
@@ -49,4 +55,11 @@ class EmptyLibraryView(QWidget):
         layout.addWidget(self.heading)
         layout.addSpacing(6)
         layout.addWidget(self.body, 0, Qt.AlignmentFlag.AlignHCenter)
+        layout.addSpacing(12)
+        layout.addLayout(self.buttons)
         layout.addStretch(3)
+
+    def add_actions(self, buttons: list[QPushButton]) -> None:
+        """Buttons under the explanation (Import, Load Demo Library), centred."""
+        for button in buttons:
+            self.buttons.insertWidget(self.buttons.count() - 1, button)

@@ -1,22 +1,43 @@
-"""The first window, offscreen: empty state, library list, status bar, menus and saved window state."""
+"""The main window, offscreen, on a real database: empty state, grid, docks, saved layout; and, with
+the core services attached, import by drop, push by drop, generate, filter and search."""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
 from PySide6.QtCore import QModelIndex, Qt
-from pytestqt.modeltest import ModelTester
+from PySide6.QtWidgets import QMessageBox, QPlainTextEdit
 from pytestqt.qtbot import QtBot
 
+from app.services import Services, build_services
+from app.settings import Settings
 from core.db.enums import MediaType
+from core.library import LibraryQuery
+from core.net.http import SafeHttp
+from core.net.policy import UrlPolicy
+from core.runtime import CoreLoop
+from tests.fakes.http_server import FakeHttpServer
+from tests.fakes.media import tiny_mp4, tiny_png
+from tests.fakes.pixverse import FakePixverse
+from tests.jobs.conftest import FAST
+from tests.memory_keyring import MemoryKeyring
+from tests.transfer.conftest import TEST_RETRY, TEST_TIMEOUT
 from ui.bridge import CoreBridge
+from ui.context import WindowServices
 from ui.empty_state import HEADING
+from ui.library_grid import CardRole
 from ui.main_window import MainWindow
-from ui.models.asset_list import AssetIdRole, AssetListModel, MediaTypeRole
+from ui.providers_dock import asset_ids_mime
+from ui.settings_dialog import GIB, SettingsValues
 
 from .conftest import Library
 
 DB_TEXT = "Embedded PostgreSQL 18.4 in /somewhere/pgdata"
+PIXVERSE_KEY = "pv-ui-test-key"
 
 
 def make_window(qtbot: QtBot, library: Library, state_file: Path | None = None) -> MainWindow:
@@ -26,6 +47,7 @@ def make_window(qtbot: QtBot, library: Library, state_file: Path | None = None) 
         database_description=DB_TEXT,
         state_file=state_file,
         version="test",
+        settings=SettingsValues(None, None, Path("/tmp/cache"), 20 * GIB, 4, False),
     )
     qtbot.addWidget(window)
     window.show()
@@ -33,41 +55,62 @@ def make_window(qtbot: QtBot, library: Library, state_file: Path | None = None) 
     return window
 
 
+def grid_ids(window: MainWindow) -> list[int]:
+    model = window.asset_model
+    return [model.card(r).id for r in range(model.rowCount())]
+
+
 def test_an_empty_library_explains_how_to_import_or_generate(qtbot: QtBot, library: Library) -> None:
     window = make_window(qtbot, library)
     assert window.asset_count == 0
-    assert window.stack.currentWidget() is window.empty_view
-    assert window.empty_view.isVisible()
+    assert window.stack.currentWidget() is window.empty_page and window.empty_view.isVisible()
     assert window.empty_view.heading.text() == HEADING
     body = window.empty_view.body
-    assert "Import" in body.text() and "Generate" in body.text()
+    assert "Import" in body.text() and "Generate" in body.text() and "demo library" in body.text()
     assert body.height() >= body.heightForWidth(body.width()), "the explanation is not clipped"
+    # Until the core services are up, the buttons that need them wait.
+    assert window.demo_button.isVisible() and not window.demo_button.isEnabled()
     assert window.database_label.text() == f"Database: {DB_TEXT}"
     assert window.count_label.text() == "No assets"
-    menus = [a.text() for a in window.menuBar().actions()]
-    assert menus == ["&File", "&View", "&Help"]
+    assert [a.text() for a in window.menuBar().actions()] == ["&File", "&Create", "&View", "&Help"]
+    assert {d.objectName() for d in (window.providers_dock, window.inspector_dock, window.activity_dock)} == {
+        "providersDock",
+        "inspectorDock",
+        "activityDock",
+    }
 
 
-def test_a_library_with_assets_lists_them_newest_first(qtbot: QtBot, library: Library) -> None:
+def test_a_library_with_assets_shows_cards_newest_first(qtbot: QtBot, library: Library) -> None:
     ids = library.add_assets(3, title=None, description=None)
     image_id = library.add_assets(1, media_type=MediaType.IMAGE, title="Cat portrait")[0]
     window = make_window(qtbot, library)
     assert window.count_label.text() == "4 assets"
     assert window.stack.currentWidget() is window.asset_view
-    model = window.asset_model
-    qtbot.waitUntil(lambda: model.rowCount() == 4, timeout=10_000)
-    shown = [model.data(model.index(r, 0), AssetIdRole) for r in range(4)]
-    assert sorted(shown) == sorted([*ids, image_id])
-    row = shown.index(image_id)
-    assert model.data(model.index(row, 0)) == "Cat portrait"
-    assert model.data(model.index(row, 0), MediaTypeRole) == "image"
-    untitled = shown.index(ids[0])
-    assert model.data(model.index(untitled, 0)) == f"video #{ids[0]}"
+    qtbot.waitUntil(lambda: window.asset_model.rowCount() == 4, timeout=10_000)
+    assert grid_ids(window) == [image_id, *reversed(ids)]
+    card = window.asset_model.index(0).data(CardRole)
+    assert card.display_name == "Cat portrait" and card.media_type is MediaType.IMAGE
 
 
-def test_refresh_switches_from_empty_state_to_the_list(qtbot: QtBot, library: Library) -> None:
+def test_selecting_a_card_shows_it_in_the_inspector(qtbot: QtBot, library: Library) -> None:
+    library.add_assets(1, title="Storm over the bay")
     window = make_window(qtbot, library)
-    assert window.stack.currentWidget() is window.empty_view
+    qtbot.waitUntil(lambda: window.asset_model.rowCount() == 1, timeout=10_000)
+    window.asset_view.setCurrentIndex(window.asset_model.index(0))
+    qtbot.waitUntil(lambda: "Storm over the bay" in _inspector_text(window), timeout=10_000)
+
+
+def _inspector_text(window: MainWindow) -> str:
+    from PySide6.QtWidgets import QLabel, QLineEdit
+
+    texts = [w.text() for w in window.inspector.findChildren(QLabel)]
+    texts += [w.text() for w in window.inspector.findChildren(QLineEdit)]
+    return "\n".join(texts)
+
+
+def test_refresh_switches_from_empty_state_to_the_grid(qtbot: QtBot, library: Library) -> None:
+    window = make_window(qtbot, library)
+    assert window.stack.currentWidget() is window.empty_page
     library.add_assets(2)
     window.refresh_action.trigger()
     qtbot.waitUntil(lambda: window.asset_model.rowCount() == 2, timeout=10_000)
@@ -75,32 +118,155 @@ def test_refresh_switches_from_empty_state_to_the_list(qtbot: QtBot, library: Li
     assert window.count_label.text() == "2 assets"
 
 
-def test_the_asset_model_pages_and_passes_the_model_tester(qtbot: QtBot, library: Library) -> None:
-    ids = library.add_assets(5)
-    model = AssetListModel(library.service, CoreBridge(library.core), page_size=2)
-    pages: list[int] = []
-    model.page_loaded.connect(pages.append)
-    # The tester stays connected and re-checks the model on every insertion; it also fetches a page.
-    ModelTester(None).check(model, force_py=True)
-    while True:
-        qtbot.waitUntil(lambda: not model.is_loading, timeout=10_000)
-        if not model.canFetchMore(QModelIndex()):
-            break
-        model.fetchMore(QModelIndex())
-    assert pages == [2, 2, 1]
-    assert [model.data(model.index(r, 0), AssetIdRole) for r in range(5)] == sorted(ids, reverse=True)
-    ModelTester(None).check(model, force_py=True)
-    assert model.data(model.index(5, 0)) is None
-    assert model.data(model.index(0, 0), Qt.ItemDataRole.ToolTipRole).endswith("1280×720")
-
-
-def test_window_geometry_is_restored_on_the_next_launch(
+def test_window_geometry_and_docks_are_restored_on_the_next_launch(
     qtbot: QtBot, library: Library, tmp_path: Path
 ) -> None:
     state = tmp_path / "window.ini"
     first = make_window(qtbot, library, state_file=state)
-    first.resize(640, 480)  # within the 800×600 offscreen screen
+    first.resize(700, 500)  # within the 800×600 offscreen screen
+    first.activity_dock.hide()
     first.close()
     assert state.exists()
     second = make_window(qtbot, library, state_file=state)
-    assert (second.width(), second.height()) == (640, 480)
+    assert (second.width(), second.height()) == (700, 500)
+    assert second.activity_dock.isHidden() and not second.inspector_dock.isHidden()
+
+
+# -- with the core services --------------------------------------------------------------------------
+
+
+@dataclass
+class App:
+    window: MainWindow
+    services: Services
+    server: FakeHttpServer
+    pixverse: FakePixverse
+
+
+@pytest.fixture
+def app(
+    qtbot: QtBot,
+    core: CoreLoop,
+    library: Library,
+    tmp_path: Path,
+    db_url: object,
+    memory_keyring: MemoryKeyring,
+) -> Iterator[App]:
+    from sqlalchemy.engine import URL
+
+    assert isinstance(db_url, URL)
+    settings = Settings(data_dir=tmp_path / "data", config_dir=tmp_path / "config")
+    stop = asyncio.Event()
+
+    async def start() -> tuple[Services, FakeHttpServer, FakePixverse]:
+        server = await FakeHttpServer().__aenter__()
+        pixverse = FakePixverse(server, api_key=PIXVERSE_KEY)
+        http = SafeHttp(UrlPolicy.trusting([server.base_url]), timeout=TEST_TIMEOUT)
+        services = build_services(settings, db_url, http=http, job_policy=FAST, retry=TEST_RETRY)
+        services.registry.get("pixverse").poll_interval_s = 0.02  # type: ignore[attr-defined]
+        await services.accounts.add("pixverse", "studio", api_key=PIXVERSE_KEY, base_url=server.base_url)
+        return services, server, pixverse
+
+    services, server, pixverse = core.run(start(), timeout=30)
+    runner = core.submit(services.runner.run(stop))
+    window = make_window(qtbot, library)
+    window.attach_services(
+        WindowServices(
+            sessions=services.sessions,
+            registry=services.registry,
+            transfers=services.transfers,
+            jobs=services.jobs,
+            runner=services.runner,
+            accounts=services.accounts,
+            importer=services.importer,
+            thumbnails=services.thumbnails,
+        )
+    )
+    qtbot.waitUntil(lambda: window.targets_model.rowCount() >= 3, timeout=10_000)
+    yield App(window, services, server, pixverse)
+    window.close()
+
+    async def stop_all() -> None:
+        stop.set()
+        await asyncio.wrap_future(runner)
+        await services.aclose()
+        await server.close()
+
+    core.run(stop_all(), timeout=30)
+
+
+def test_dropping_files_imports_them_and_lists_what_was_skipped(
+    qtbot: QtBot, app: App, tmp_path: Path
+) -> None:
+    window = app.window
+    files = tmp_path / "drop"
+    files.mkdir()
+    (files / "castle.png").write_bytes(tiny_png(1, size=(80, 40)))
+    (files / "storm.mp4").write_bytes(tiny_mp4(2))
+    (files / "broken.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + b"x" * 40)
+    window.asset_view.files_dropped.emit([files])
+    qtbot.waitUntil(lambda: window.asset_model.rowCount() == 2, timeout=20_000)
+    names = {window.asset_model.card(r).display_name for r in range(2)}
+    assert names == {"castle", "storm"}
+    report = window.findChild(QMessageBox, "importReport")
+    assert report is not None and "broken.mp4" in report.detailedText()
+    row = window.activity_model.row(0)
+    assert row.finished and "2 imported" in row.detail and "1 skipped" in row.detail
+    # Thumbnails come from the real files, off the GUI thread.
+    qtbot.waitUntil(
+        lambda: window.asset_model.pending_requests == 0 and len(window.asset_model.cache) >= 2,
+        timeout=20_000,
+    )
+
+
+def test_dragging_assets_onto_a_provider_pushes_them_once(qtbot: QtBot, app: App, tmp_path: Path) -> None:
+    window = app.window
+    (tmp_path / "fox.png").write_bytes(tiny_png(3))
+    window.import_paths([tmp_path / "fox.png"])
+    qtbot.waitUntil(lambda: window.asset_model.rowCount() == 1, timeout=20_000)
+    asset_id = window.asset_model.card(0).id
+    targets = window.targets_model
+    pixverse_row = next(r for r in range(targets.rowCount()) if targets.target(r).provider_id == "pixverse")
+    dropped = targets.dropMimeData(
+        asset_ids_mime([asset_id]), Qt.DropAction.CopyAction, -1, -1, targets.index(pixverse_row, 0)
+    )
+    assert dropped
+    model = window.asset_model
+    qtbot.waitUntil(lambda: model.rowCount() == 1 and "pixverse" in model.card(0).providers, timeout=20_000)
+    assert len(app.pixverse.uploads) == 1
+    assert any(r.title == f"Push asset {asset_id} → pixverse" and r.state == "Done" for r in _rows(window))
+
+
+def _rows(window: MainWindow) -> list:  # type: ignore[type-arg]
+    return [window.activity_model.row(r) for r in range(window.activity_model.rowCount())]
+
+
+def test_the_generate_dialog_makes_a_new_asset_that_appears_in_the_grid(qtbot: QtBot, app: App) -> None:
+    window = app.window
+    dialog = window.open_generate_dialog("sandbox")
+    assert dialog is not None
+    dialog.select_operation("text_to_image")
+    prompt = dialog.field("prompt")
+    assert isinstance(prompt, QPlainTextEdit)
+    prompt.setPlainText("a lighthouse at dusk")
+    dialog.generate_button.click()
+    qtbot.waitUntil(lambda: window.asset_model.rowCount() == 1, timeout=30_000)
+    card = window.asset_model.card(0)
+    assert card.provider_id == "sandbox" and card.media_type is MediaType.IMAGE
+    job_row = next(r for r in _rows(window) if r.job_id is not None)
+    assert job_row.state == "Done" and job_row.result_asset_ids == (card.id,)
+
+
+def test_search_and_filters_narrow_the_grid(qtbot: QtBot, app: App, library: Library) -> None:
+    library.add_assets(2, title="Harbour at night", prompt="boats in the harbour")
+    library.add_assets(1, media_type=MediaType.IMAGE, title="Lighthouse keeper", prompt="portrait")
+    window = app.window
+    window.refresh()
+    qtbot.waitUntil(lambda: window.asset_model.rowCount() == 3, timeout=10_000)
+    window.filter_bar.set_query(LibraryQuery(text="harb"))
+    qtbot.waitUntil(lambda: window.asset_model.rowCount() == 2, timeout=10_000)
+    assert window.count_label.text() == "2 of 3 assets"
+    window.filter_bar.set_query(LibraryQuery(media_types=frozenset({MediaType.IMAGE})))
+    qtbot.waitUntil(lambda: window.asset_model.rowCount() == 1, timeout=10_000)
+    assert window.asset_model.card(0).display_name == "Lighthouse keeper"
+    assert not window.asset_model.canFetchMore(QModelIndex())

@@ -1,0 +1,28 @@
+"""What the main window needs from the core once it is up (built on the core loop after the window is
+shown, so start-up stays fast). Plain references to core services; ``ui`` never imports ``app``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from core.importer import ImportService
+from core.jobs.runner import JobRunner
+from core.jobs.service import JobService
+from core.providers.accounts import AccountService
+from core.providers.registry import ProviderRegistry
+from core.thumbnails import ThumbnailService
+from core.transfer.service import TransferService
+
+
+@dataclass(frozen=True)
+class WindowServices:
+    sessions: async_sessionmaker[AsyncSession]
+    registry: ProviderRegistry
+    transfers: TransferService
+    jobs: JobService
+    runner: JobRunner
+    accounts: AccountService
+    importer: ImportService
+    thumbnails: ThumbnailService
