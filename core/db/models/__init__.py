@@ -13,6 +13,7 @@ from core.db.models.metadata import (
     AssetAudioMetadata,
     AssetTemporalSegment,
 )
+from core.db.models.search import SavedSearch
 from core.db.models.user import LOCAL_USERNAME, User
 
 __all__ = [
@@ -34,5 +35,6 @@ __all__ = [
     "Job",
     "JobResultAsset",
     "ProviderAccount",
+    "SavedSearch",
     "User",
 ]
