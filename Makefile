@@ -31,7 +31,7 @@ bench: $(STAMP)
 	$(PY) bench/startup.py
 
 screenshots: $(STAMP)
-	xvfb-run -a -s "-screen 0 1400x900x24" $(PY) tools/screenshots.py
+	PYTHONPATH=. xvfb-run -a -s "-screen 0 1600x1000x24" $(PY) tools/screenshots.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

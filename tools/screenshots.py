@@ -1,46 +1,56 @@
 """Take the README's screenshots of the real app on a throwaway embedded database.
 
-    xvfb-run -a -s "-screen 0 1400x900x24" python tools/screenshots.py [--out docs/screenshots]
+    xvfb-run -a -s "-screen 0 1600x1000x24" python tools/screenshots.py [--out docs/screenshots]
 
-Needs a real display (Xvfb is fine); offscreen rendering has no fonts or styles worth showing.
+Needs a real display (Xvfb is fine); offscreen rendering has no fonts or styles worth showing. It
+builds the demo library with the offline Sandbox, then shows a push in progress against a local fake
+Pixverse (tests/fakes) that serves a source video slowly.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import sys
 import tempfile
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 from PySide6.QtCore import QEventLoop, QTimer
-from PySide6.QtWidgets import QApplication
+from PySide6.QtWidgets import QApplication, QPlainTextEdit
 
 from app.bootstrap import open_database
+from app.gui import _settings_values, _window_services
+from app.services import build_services
 from app.settings import load_settings
 from core.db.engine import make_async_engine, make_async_session_factory
-from core.db.enums import ContentDomain, MediaType, UploadMethod
+from core.db.enums import MediaType, UploadMethod
 from core.db.models import LOCAL_USERNAME, Asset, User
 from core.library import LibraryService
+from core.net.http import SafeHttp
+from core.net.policy import UrlPolicy
 from core.runtime import CoreLoop
+from tests.fakes.http_server import FakeHttpServer, Slow
+from tests.fakes.media import tiny_mp4
+from tests.fakes.pixverse import FakePixverse
+from tests.memory_keyring import MemoryKeyring
 from ui.bridge import CoreBridge
 from ui.main_window import MainWindow
-
-SAMPLES = [
-    ("Neon city flythrough", MediaType.VIDEO, "pixverse", 1280, 720, 5.0),
-    ("Neon city flythrough, extended in the rain", MediaType.VIDEO, "sora", 1280, 720, 8.0),
-    ("Hero portrait, keyframe 1", MediaType.IMAGE, "comfyui", 1024, 1024, None),
-    ("Hero portrait, keyframe 2", MediaType.IMAGE, "comfyui", 1024, 1024, None),
-    ("Forest path (variant)", MediaType.VIDEO, "sandbox", 960, 540, 6.0),
-    ("Mountain path (variant)", MediaType.VIDEO, "pixverse", 960, 540, 7.5),
-    ("Title theme", MediaType.AUDIO, "sandbox", None, None, 42.0),
-    ("Treasure chest", MediaType.MODEL_3D, "sandbox", None, None, None),
-]
 
 
 def wait(ms: int) -> None:
     loop = QEventLoop()
     QTimer.singleShot(ms, loop.quit)
     loop.exec()
+
+
+def wait_until(condition: Callable[[], bool], limit_s: float = 120) -> None:
+    deadline = time.monotonic() + limit_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError("the app did not get there in time")
+        wait(100)
 
 
 def main() -> int:
@@ -50,49 +60,139 @@ def main() -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     app = QApplication(sys.argv)
     app.setApplicationName("PixSim")
+    import keyring
+
+    keyring.set_keyring(MemoryKeyring())  # the fake Pixverse key never touches the real keyring
 
     with tempfile.TemporaryDirectory(prefix="pixsim-shots-") as tmp:
         settings = load_settings({"PIXSIM_DATA_DIR": f"{tmp}/data", "PIXSIM_CONFIG_DIR": f"{tmp}/cfg"})
         handle = open_database(settings)
         core = CoreLoop().start()
         engine = make_async_engine(handle.url)
-        sessions = make_async_session_factory(engine)
-        library = LibraryService(sessions)
+        library = LibraryService(make_async_session_factory(engine))
         description = handle.description.replace(tmp, "~/.local/share")
+        stop = asyncio.Event()
+
+        async def start() -> tuple[object, FakeHttpServer, FakePixverse]:
+            server = await FakeHttpServer().__aenter__()
+            pixverse = FakePixverse(server, api_key="screenshot-key")
+            http = SafeHttp(UrlPolicy.trusting([server.base_url]))
+            services = build_services(settings, handle.url, http=http)
+            await services.accounts.add(
+                "pixverse", "studio", api_key="screenshot-key", base_url=server.base_url
+            )
+            return services, server, pixverse
+
+        services_any, server, pixverse = core.run(start(), timeout=60)
+        from app.services import Services
+
+        assert isinstance(services_any, Services)
+        services = services_any
+        runner = core.submit(services.runner.run(stop))
         try:
-            window = MainWindow(library=library, bridge=CoreBridge(core), database_description=description)
-            window.resize(1200, 760)
+            window = MainWindow(
+                library=library,
+                bridge=CoreBridge(core),
+                database_description=description,
+                settings=_settings_values(settings),
+            )
+            window.resize(1480, 900)
             window.show()
-            wait(800)
+            window.attach_services(_window_services(services))
+            wait(1200)
             window.grab().save(str(args.out / "main-window-empty.png"))
 
-            async def populate() -> None:
+            window.load_demo_library()
+            wait_until(lambda: window.demo_button.isHidden() and window.asset_model.rowCount() >= 29, 180)
+            wait_until(lambda: window.asset_model.pending_requests == 0, 60)
+            wait(1500)
+            window.grab().save(str(args.out / "main-window-library.png"))
+
+            story = next(
+                r
+                for r in range(window.asset_model.rowCount())
+                if window.asset_model.card(r).display_name == "The long night"
+            )
+            window.asset_view.setCurrentIndex(window.asset_model.index(story))
+            wait(1500)
+            window.grab().save(str(args.out / "inspector-lineage.png"))
+
+            # A push in progress: a 24 MB source video that the fake CDN serves slowly.
+            body = tiny_mp4(7, seconds=6.0, size=(1280, 720)) * 1
+            body += bytes(24 * 1024 * 1024 - len(body)) if len(body) < 24 * 1024 * 1024 else b""
+
+            async def remote_asset() -> int:
                 from sqlalchemy import select
 
-                async with sessions() as session, session.begin():
+                server.add_file("/cdn/big.mp4", body, content_type="video/mp4")
+                server.fail("GET", "/cdn/big.mp4", Slow(chunk_size=256 * 1024, interval_s=0.05))
+                async with services.sessions() as session, session.begin():
                     user_id = await session.scalar(select(User.id).where(User.username == LOCAL_USERNAME))
-                    for title, media, provider, w, h, dur in SAMPLES:
-                        session.add(
-                            Asset(
-                                user_id=user_id,
-                                title=title,
-                                media_type=media,
-                                provider_id=provider,
-                                width=w,
-                                height=h,
-                                duration_sec=dur,
-                                content_domain=ContentDomain.GENERAL,
-                                upload_method=UploadMethod.GENERATED,
-                            )
-                        )
+                    asset = Asset(
+                        user_id=user_id,
+                        media_type=MediaType.VIDEO,
+                        provider_id="sora",
+                        provider_asset_id="video_screenshot",
+                        title="Storm over the bay (Sora)",
+                        remote_url=server.url("/cdn/big.mp4"),
+                        mime_type="video/mp4",
+                        width=1280,
+                        height=720,
+                        duration_sec=6.0,
+                        upload_method=UploadMethod.GENERATED,
+                    )
+                    session.add(asset)
+                    await session.flush()
+                    return asset.id
 
-            core.run(populate(), timeout=30)
+            asset_id = core.run(remote_asset(), timeout=30)
             window.refresh()
+            wait(1000)
+            target = next(
+                window.targets_model.target(r)
+                for r in range(window.targets_model.rowCount())
+                if window.targets_model.target(r).provider_id == "pixverse"
+            )
+            window.push_assets([asset_id], target)
+            wait_until(
+                lambda: any(
+                    window.activity_model.row(r).state == "Downloading"
+                    and (window.activity_model.row(r).progress or 0) > 0.3
+                    for r in range(window.activity_model.rowCount())
+                ),
+                60,
+            )
+            window.activity_panel.view.selectRow(0)
+            wait(300)
+            window.grab().save(str(args.out / "push-in-progress.png"))
+            wait_until(lambda: len(pixverse.uploads) == 1, 120)
+
+            story_row = next(
+                r
+                for r in range(window.asset_model.rowCount())
+                if window.asset_model.card(r).display_name == "The long night"
+            )
+            window.asset_view.setCurrentIndex(window.asset_model.index(story_row))
+            dialog = window.open_generate_dialog("sandbox")
+            assert dialog is not None
+            dialog.select_operation("video_extend")
+            prompt = dialog.field("prompt")
+            if isinstance(prompt, QPlainTextEdit):
+                prompt.setPlainText("The keeper climbs the stairs as the storm breaks")
             wait(800)
-            window.grab().save(str(args.out / "main-window-library.png"))
+            dialog.grab().save(str(args.out / "generate-dialog.png"))
+            dialog.reject()
             window.close()
         finally:
-            core.run(engine.dispose(), timeout=10)
+
+            async def shutdown() -> None:
+                stop.set()
+                await asyncio.wrap_future(runner)
+                await services.aclose()
+                await server.close()
+                await engine.dispose()
+
+            core.run(shutdown(), timeout=60)
             core.stop()
             handle.close()
     print(f"screenshots written to {args.out}")

@@ -241,15 +241,13 @@ class ActivityModel(QAbstractTableModel):
     def on_job_summary(self, job: JobSummary, title: str | None = None) -> None:
         """A job as listed by the service (initial load, after create or retry)."""
         key = f"job:{job.id}"
-        old = self.find(key)
         detail = job.error_message or ""
         if job.status is JobStatus.SUCCEEDED and job.result_asset_ids:
             detail = "made " + ", ".join(f"asset {a}" for a in job.result_asset_ids)
         self.upsert(
             ActivityRow(
                 key=key,
-                title=title
-                or (old.title if old else f"{job.provider_id}: {job.operation.replace('_', ' ')}"),
+                title=title or f"Job {job.id} · {job.provider_id}: {job.operation.replace('_', ' ')}",
                 state=_STATUS_LABEL[job.status],
                 progress=1.0 if job.status is JobStatus.SUCCEEDED else job.progress,
                 detail=detail,
@@ -277,7 +275,7 @@ class ProgressDelegate(QStyledItemDelegate):
         bar.progress = 0 if progress is None else round(progress * 1000)
         bar.text = "" if progress is None else f"{progress * 100:.0f}%"
         bar.textVisible = True
-        bar.state = option.state
+        bar.state = QStyle.StateFlag.State_Enabled  # a selected row must not turn the bar white
         style = QApplication.style()
         style.drawControl(QStyle.ControlElement.CE_ProgressBar, bar, painter)
 

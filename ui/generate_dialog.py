@@ -140,8 +140,9 @@ class GenerateDialog(QDialog):
 
         layout = QVBoxLayout(self)
         layout.addLayout(head)
-        layout.addWidget(self.form_host, 1)
+        layout.addWidget(self.form_host)
         layout.addWidget(self.errors)
+        layout.addStretch(1)
         layout.addWidget(self.buttons)
 
         self.provider_box.currentIndexChanged.connect(self._provider_changed)

@@ -13,7 +13,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QItemSelection, QObject, QSettings, Qt, QTimer, Signal
+from PySide6.QtCore import QItemSelection, QItemSelectionModel, QObject, QSettings, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QIcon, QKeySequence
 from PySide6.QtWidgets import (
     QDockWidget,
@@ -91,6 +91,7 @@ class MainWindow(QMainWindow):
         self._relay = _Relay(self)
         self._accounts: list[AccountInfo] = []
         self._import_runs = 0
+        self._reselect: set[int] = set()
         include_gated = settings.show_age_restricted if settings else False
 
         # Library: filter bar over the grid (or the empty state).
@@ -120,7 +121,9 @@ class MainWindow(QMainWindow):
         column.setContentsMargins(6, 6, 6, 0)
         column.setSpacing(6)
         # The bar may be narrower than its controls on a small window rather than widen the window.
-        self.filter_bar.setSizePolicy(QSizePolicy.Policy.Ignored, self.filter_bar.sizePolicy().verticalPolicy())
+        self.filter_bar.setSizePolicy(
+            QSizePolicy.Policy.Ignored, self.filter_bar.sizePolicy().verticalPolicy()
+        )
         column.addWidget(self.filter_bar)
         column.addWidget(self.stack, 1)
         self.setCentralWidget(central)
@@ -180,6 +183,7 @@ class MainWindow(QMainWindow):
         self.filter_bar.query_changed.connect(self._query_changed)
         self.asset_model.count_changed.connect(self._on_filtered_count)
         self.asset_model.load_failed.connect(self._show_error)
+        self.asset_model.page_loaded.connect(self._restore_selection)
         self.asset_view.selectionModel().selectionChanged.connect(self._selection_changed)
         self.asset_view.files_dropped.connect(self.import_paths)
         self.asset_view.visible_rows_changed.connect(self.asset_model.keep_requests_near)
@@ -250,9 +254,24 @@ class MainWindow(QMainWindow):
     # -- library --------------------------------------------------------------------------------
 
     def refresh(self) -> None:
-        """Recount the library and reload the grid (File → Refresh, after imports and jobs)."""
+        """Recount the library and reload the grid (File → Refresh, after imports and jobs); the
+        selection survives the reload."""
+        self._reselect = {c.id for c in self.selected_cards()}
         self._bridge.call(self._library.count_assets(), self._on_count)
         self.asset_model.set_query(self.filter_bar.query())
+
+    def _restore_selection(self, _rows: int) -> None:
+        if not self._reselect:
+            return
+        selection = QItemSelection()
+        for asset_id in list(self._reselect):
+            row = self.asset_model.row_of(asset_id)
+            if row is not None:
+                index = self.asset_model.index(row)
+                selection.select(index, index)
+                self._reselect.discard(asset_id)
+        if not selection.isEmpty():
+            self.asset_view.selectionModel().select(selection, QItemSelectionModel.SelectionFlag.Select)
 
     def _query_changed(self, query: LibraryQuery) -> None:
         self.asset_model.set_query(query)
@@ -467,7 +486,11 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(f"Job {job.id} queued.", 5000)
 
     def _on_job_event(self, event: JobEvent) -> None:
+        known = self.activity_model.find(f"job:{event.job_id}") is not None
         self.activity_model.on_job(event)
+        if (not known or event.status.is_terminal) and self.services is not None:
+            # Name the row after its provider and operation (events carry only the state).
+            self._bridge.call(self.services.jobs.get(event.job_id), self.activity_model.on_job_summary)
         if event.result_asset_ids:
             self.statusBar().showMessage(
                 f"Job {event.job_id} done: new asset {', '.join(map(str, event.result_asset_ids))}.", 8000
