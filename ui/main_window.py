@@ -190,6 +190,7 @@ class MainWindow(QMainWindow):
         self.asset_view.doubleClicked.connect(lambda index: self.inspector_dock.show())
         self.inspector.navigate_requested.connect(self.reveal_asset)
         self.inspector.asset_changed.connect(lambda _: self._reload_timer.start())
+        self.inspector.assets_changed.connect(lambda _: self._reload_timer.start())
         self.targets_model.push_requested.connect(self.push_assets)
         self.activity_panel.cancel_requested.connect(self._cancel_activity)
         self.activity_panel.retry_requested.connect(self._retry_activity)
@@ -213,6 +214,7 @@ class MainWindow(QMainWindow):
         self.demo_button.setEnabled(True)
         self.import_button.setEnabled(True)
         self.filter_bar.set_providers([(a.provider_id, a.display_name) for a in services.registry.all()])
+        self.inspector.set_provider_names({a.provider_id: a.display_name for a in services.registry.all()})
         self.refresh_providers()
         self._bridge.call(services.jobs.list(limit=50), self._show_jobs)
         self._bridge.call(demo_present(services.sessions), self._offer_demo)
@@ -309,7 +311,7 @@ class MainWindow(QMainWindow):
             self.inspector.show_nothing()
         elif len(cards) == 1:
             self.inspector.show_asset(cards[0].id)
-            self.inspector.set_preview(self.asset_model.cache.get((cards[0].id, "thumb")))
+            self.inspector.set_preview(self.asset_model.cache.get((cards[0].id, "thumb")), cards[0].id)
         else:
             self.inspector.show_many([c.id for c in cards])
 
@@ -643,6 +645,8 @@ class MainWindow(QMainWindow):
         )
         self.settings_action.setMenuRole(QAction.MenuRole.PreferencesRole)
         self.refresh_action = self._action("&Refresh Library", self.refresh, QKeySequence.StandardKey.Refresh)
+        self.find_action = self._action("&Find…", self.filter_bar.focus_search, QKeySequence.StandardKey.Find)
+        self.addAction(self.find_action)
         quit_action = self._action("&Quit", self.close, QKeySequence.StandardKey.Quit)
         quit_action.setMenuRole(QAction.MenuRole.QuitRole)
 
