@@ -162,7 +162,6 @@ def main() -> int:
                 ),
                 60,
             )
-            window.activity_panel.view.selectRow(0)
             wait(300)
             window.grab().save(str(args.out / "push-in-progress.png"))
             wait_until(lambda: len(pixverse.uploads) == 1, 120)

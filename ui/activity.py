@@ -275,7 +275,8 @@ class ProgressDelegate(QStyledItemDelegate):
         bar.progress = 0 if progress is None else round(progress * 1000)
         bar.text = "" if progress is None else f"{progress * 100:.0f}%"
         bar.textVisible = True
-        bar.state = QStyle.StateFlag.State_Enabled  # a selected row must not turn the bar white
+        # Horizontal must be said (the style fills vertically otherwise); no Selected: the bar stays legible.
+        bar.state = QStyle.StateFlag.State_Enabled | QStyle.StateFlag.State_Horizontal
         style = QApplication.style()
         style.drawControl(QStyle.ControlElement.CE_ProgressBar, bar, painter)
 

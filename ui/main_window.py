@@ -142,7 +142,7 @@ class MainWindow(QMainWindow):
             "Inspector", "inspectorDock", self.inspector, Qt.DockWidgetArea.RightDockWidgetArea
         )
         self.activity_dock = self._dock(
-            "Transfers & Jobs", "activityDock", self.activity_panel, Qt.DockWidgetArea.BottomDockWidgetArea
+            "Transfers and Jobs", "activityDock", self.activity_panel, Qt.DockWidgetArea.BottomDockWidgetArea
         )
 
         # Status bar.
