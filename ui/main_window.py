@@ -92,6 +92,7 @@ class MainWindow(QMainWindow):
         self._accounts: list[AccountInfo] = []
         self._import_runs = 0
         self._reselect: set[int] = set()
+        self.demo_scale = 1.0  # the share of optional demo items (tests build the essential ones only)
         include_gated = settings.show_age_restricted if settings else False
 
         # Library: filter bar over the grid (or the empty state).
@@ -544,7 +545,9 @@ class MainWindow(QMainWindow):
 
         # The app's own runner makes the demo's jobs (None: do not start a second one).
         self._bridge.call(
-            build_demo_library(services.jobs, services.sessions, None, progress=progress),
+            build_demo_library(
+                services.jobs, services.sessions, None, progress=progress, scale=self.demo_scale
+            ),
             self._demo_done,
             self._demo_failed,
         )

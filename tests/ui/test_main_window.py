@@ -270,3 +270,58 @@ def test_search_and_filters_narrow_the_grid(qtbot: QtBot, app: App, library: Lib
     qtbot.waitUntil(lambda: window.asset_model.rowCount() == 1, timeout=10_000)
     assert window.asset_model.card(0).display_name == "Lighthouse keeper"
     assert not window.asset_model.canFetchMore(QModelIndex())
+
+
+def test_a_failed_push_is_shown_and_retried_from_the_panel(qtbot: QtBot, app: App, tmp_path: Path) -> None:
+    from tests.fakes.pixverse import IMAGE_UPLOAD
+
+    window = app.window
+    (tmp_path / "owl.png").write_bytes(tiny_png(8))
+    window.import_paths([tmp_path / "owl.png"])
+    qtbot.waitUntil(lambda: window.asset_model.rowCount() == 1, timeout=20_000)
+    asset_id = window.asset_model.card(0).id
+    app.pixverse.fail_envelope(IMAGE_UPLOAD, 500030, "image cannot be used")  # permanent: no retry by itself
+    target = next(t for t in window._current_targets() if t.provider_id == "pixverse")
+    window.push_assets([asset_id], target)
+    qtbot.waitUntil(lambda: any(r.failed and r.asset_id == asset_id for r in _rows(window)), timeout=20_000)
+    failed = next(r for r in _rows(window) if r.failed and r.asset_id == asset_id)
+    assert "Pixverse cannot use this image" in failed.detail
+    window.activity_panel.view.selectRow(window.activity_model._index[failed.key])
+    assert window.activity_panel.retry_button.isEnabled()
+    window.activity_panel.retry_button.click()
+    model = window.asset_model
+    qtbot.waitUntil(lambda: model.rowCount() == 1 and "pixverse" in model.card(0).providers, timeout=20_000)
+    assert len(app.pixverse.uploads) == 1
+
+
+def test_load_demo_library_from_the_empty_state(qtbot: QtBot, app: App) -> None:
+    window = app.window
+    qtbot.waitUntil(lambda: window.demo_button.isEnabled(), timeout=10_000)
+    window.demo_scale = 0.0  # the essential items only: every kind of lineage, the branch and clips
+    window.demo_button.click()
+    qtbot.waitUntil(lambda: window.demo_button.isHidden(), timeout=120_000)
+    qtbot.waitUntil(lambda: window.asset_model.rowCount() >= 10, timeout=20_000)
+    assert window.stack.currentWidget() is window.asset_view
+    demo_row = window.activity_model.find("demo")
+    assert demo_row is not None and demo_row.state == "Done"
+
+
+def test_hovering_a_video_card_scrubs_through_its_frames(qtbot: QtBot, app: App, tmp_path: Path) -> None:
+    from PySide6.QtCore import QPoint
+
+    window = app.window
+    (tmp_path / "waves.mp4").write_bytes(tiny_mp4(9, seconds=2.0, size=(96, 64)))
+    window.import_paths([tmp_path / "waves.mp4"])
+    qtbot.waitUntil(lambda: window.asset_model.rowCount() == 1, timeout=20_000)
+    view = window.asset_view
+    rect = view.visualRect(window.asset_model.index(0))
+    view._hover(QPoint(rect.left() + rect.width() * 3 // 4, rect.top() + 40))
+    delegate = view.card_delegate
+    assert delegate.hover_row == 0 and 0.6 < delegate.hover_fraction < 0.9
+    from ui.library_grid import ScrubRole
+
+    window.asset_model.index(0).data(ScrubRole)  # the paint asks; the strip is rendered off the GUI thread
+    card_id = window.asset_model.card(0).id
+    qtbot.waitUntil(lambda: window.asset_model.cache.get((card_id, "scrub")) is not None, timeout=20_000)
+    strip = window.asset_model.cache.get((card_id, "scrub"))
+    assert strip is not None and strip.width() >= 8 * strip.height() // 2  # eight frames side by side
