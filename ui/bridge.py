@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import itertools
 import logging
+import weakref
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
@@ -17,15 +19,22 @@ T = TypeVar("T")
 
 
 class CoreBridge(QObject):
-    """``call`` takes callbacks (works under any Qt loop); ``run`` is awaitable from qasync coroutines."""
+    """``call`` takes callbacks (works under any Qt loop); ``run`` is awaitable from qasync coroutines.
 
-    _delivered = Signal(object)  # a zero-argument callable to run on the GUI thread
+    Callbacks stay on the GUI side, in a table keyed by a token: the core thread only ever holds the
+    token. Otherwise the last reference to a widget or model could be dropped on the core thread
+    (when its future is freed there) and Qt would destroy the object on the wrong thread.
+    """
+
+    _outcome = Signal(int, object, object, bool)  # token, result, error, cancelled
     operation_failed = Signal(str)  # a user-facing message for errors nobody else handled
 
     def __init__(self, core: CoreLoop, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self._core = core
-        self._delivered.connect(self._run_on_gui_thread, Qt.ConnectionType.QueuedConnection)
+        self._tokens = itertools.count(1)
+        self._callbacks: dict[int, tuple[Callable[[Any], None], Callable[[BaseException], None] | None]] = {}
+        self._outcome.connect(self._deliver, Qt.ConnectionType.QueuedConnection)
 
     def call(
         self,
@@ -33,20 +42,21 @@ class CoreBridge(QObject):
         on_done: Callable[[T], None],
         on_error: Callable[[BaseException], None] | None = None,
     ) -> concurrent.futures.Future[T]:
-        future = self._core.submit(coro)
+        token = next(self._tokens)
+        future = self._core.submit(coro)  # raises if the core loop has stopped: nothing registered
+        self._callbacks[token] = (on_done, on_error)
+        bridge = weakref.ref(self)
 
         def finished(f: concurrent.futures.Future[T]) -> None:
             # Runs on the core thread: hand the outcome to the GUI thread through a queued signal.
+            target = bridge()
+            if target is None:
+                return
             if f.cancelled():
+                target._outcome.emit(token, None, None, True)
                 return
             error = f.exception()
-            if error is None:
-                result = f.result()
-                self._delivered.emit(lambda: on_done(result))
-            elif on_error is not None:
-                self._delivered.emit(lambda: on_error(error))
-            else:
-                self._delivered.emit(lambda: self._report(error))
+            target._outcome.emit(token, f.result() if error is None else None, error, False)
 
         future.add_done_callback(finished)
         return future
@@ -54,8 +64,17 @@ class CoreBridge(QObject):
     async def run(self, coro: Coroutine[Any, Any, T]) -> T:
         return await asyncio.wrap_future(self._core.submit(coro))
 
-    def _run_on_gui_thread(self, thunk: Callable[[], None]) -> None:
-        thunk()
+    def _deliver(self, token: int, result: Any, error: BaseException | None, cancelled: bool) -> None:
+        callbacks = self._callbacks.pop(token, None)
+        if callbacks is None or cancelled:
+            return
+        on_done, on_error = callbacks
+        if error is None:
+            on_done(result)
+        elif on_error is not None:
+            on_error(error)
+        else:
+            self._report(error)
 
     def _report(self, error: BaseException) -> None:
         log.error("background operation failed", exc_info=error)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import math
+from collections import OrderedDict
 from collections.abc import Coroutine, Sequence
 from pathlib import Path
 from typing import Any, Protocol
@@ -40,6 +41,7 @@ from PySide6.QtGui import (
     QPainter,
     QPainterPath,
     QPalette,
+    QPixmap,
 )
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -64,7 +66,14 @@ ScrubRole = Qt.ItemDataRole.UserRole + 12
 CARD_WIDTH = 196
 THUMB_HEIGHT = 147  # 4:3 inside the card; images keep their aspect ratio, letterboxed
 CARD_HEIGHT = THUMB_HEIGHT + 58
-PREFETCH_ROWS = 60  # thumbnail requests further than this from the visible rows are cancelled
+PREFETCH_ROWS = 60
+ARRIVAL_BATCH_MS = 50
+# Drawn cards kept for repaints (about 160 KB each at 1x): the visible ones several times over.
+CARD_CACHE_ENTRIES = 240
+# Thumbnails are scaled once, off the GUI thread, to the box they are shown in.
+THUMB_BOX = QSize(
+    CARD_WIDTH - 16, THUMB_HEIGHT - 8
+)  # thumbnail requests further than this from the visible rows are cancelled
 
 
 class ThumbnailLoader(Protocol):
@@ -101,6 +110,8 @@ class AssetGridModel(QAbstractListModel):
         self._loading = False
         self._generation = 0
         self._pending: dict[tuple[int, str], concurrent.futures.Future[Any]] = {}
+        self._arrived: set[int] = set()
+        self._announcing = False
         self.total: int | None = None
 
     # -- query and paging ---------------------------------------------------------------------
@@ -130,6 +141,7 @@ class AssetGridModel(QAbstractListModel):
         self._generation += 1
         self._rows = []
         self._row_of = {}
+        self._arrived = set()
         self._exhausted = False
         self._loading = False
         self._cancel_pending(keep=set())
@@ -244,6 +256,16 @@ class AssetGridModel(QAbstractListModel):
 
     # -- thumbnails ---------------------------------------------------------------------------
 
+    def picture(self, row: int, *, scrub: bool = False) -> tuple[QImage | None, bool]:
+        """What a card shows, and whether it is a scrub strip: the strip under the mouse (when
+        ready), else the thumbnail."""
+        card = self._rows[row]
+        if scrub:
+            strip = self._image(card, "scrub")
+            if strip is not None:
+                return strip, True
+        return self._image(card, "thumb"), False
+
     def _image(self, card: AssetCard, kind: str) -> QImage | None:
         key = (card.id, kind)
         image = self.cache.get(key)
@@ -272,9 +294,24 @@ class AssetGridModel(QAbstractListModel):
             return
         row = self._row_of.get(key[0])
         if row is not None:
-            role = Qt.ItemDataRole.DecorationRole if key[1] == "thumb" else ScrubRole
-            index = self.index(row)
-            self.dataChanged.emit(index, index, [role])
+            # Arrivals are announced together a few times a second, not one repaint per thumbnail.
+            self._arrived.add(row)
+            if not self._announcing:
+                self._announcing = True
+                QTimer.singleShot(ARRIVAL_BATCH_MS, self, self._announce_arrivals)
+
+    def _announce_arrivals(self) -> None:
+        self._announcing = False
+        rows, self._arrived = sorted(self._arrived), set()
+        start = previous = None
+        for row in [*rows, None]:
+            if row is not None and previous is not None and row == previous + 1:
+                previous = row
+                continue
+            if start is not None and previous is not None and previous < len(self._rows):
+                roles = [Qt.ItemDataRole.DecorationRole, ScrubRole]
+                self.dataChanged.emit(self.index(start), self.index(previous), roles)
+            start = previous = row
 
     def keep_requests_near(self, first_row: int, last_row: int) -> None:
         """Cancel thumbnail requests for cards far from the visible ones (not yet rendered: cheap)."""
@@ -343,20 +380,80 @@ class AssetCardDelegate(QStyledItemDelegate):
         self.hover_row: int | None = None
         self.hover_fraction = 0.0
         self.scrub_frames = 8
+        self._cards: OrderedDict[tuple[object, ...], QPixmap] = OrderedDict()
+        self.grid_model: AssetGridModel | None = None
 
     def sizeHint(self, option: QStyleOptionViewItem, index: AnyIndex) -> QSize:
         return QSize(CARD_WIDTH, CARD_HEIGHT)
 
     def paint(self, painter: QPainter, option: QStyleOptionViewItem, index: AnyIndex) -> None:
-        card = index.data(CardRole)
-        if not isinstance(card, AssetCard):
-            return
+        """Copy the card's cached picture; draw it only when something it shows has changed.
+
+        A card takes some sixty Qt calls to draw from Python; scrolling repaints every visible card
+        each frame, so each is drawn once per look (thumbnail, scrub frame, selection, hover).
+        """
+        model = self.grid_model
+        row = index.row()
+        if model is not None and 0 <= row < model.rowCount():
+            # Straight to the Python model: each trip through Qt's data() costs more than the copy.
+            card = model.card(row)
+            image, is_strip = model.picture(
+                row, scrub=self.hover_row == row and card.media_type is MediaType.VIDEO
+            )
+        else:
+            data = index.data(CardRole)
+            if not isinstance(data, AssetCard):
+                return
+            card, image = data, self._picture(index, data)
+            is_strip = image is not None and image is index.data(ScrubRole)
         rect: QRect = option.rect
         palette: QPalette = option.palette
         state = option.state
         selected = bool(state & QStyle.StateFlag.State_Selected)
         hovered = bool(state & QStyle.StateFlag.State_MouseOver)
-        painter.save()
+        source = self._source_rect(image, is_strip) if image is not None else None
+        ratio = painter.device().devicePixelRatioF() if painter.device() is not None else 1.0
+        key = (
+            card,
+            image.cacheKey() if image is not None else 0,
+            source.x() if source is not None else -1,
+            selected,
+            hovered,
+            rect.width(),
+            rect.height(),
+            ratio,
+            palette.cacheKey(),
+        )
+        picture = self._cards.get(key)
+        if picture is None:
+            picture = self._draw_card(card, option, rect.size(), ratio, selected, hovered, image, source)
+            self._cards[key] = picture
+            while len(self._cards) > CARD_CACHE_ENTRIES:
+                self._cards.popitem(last=False)
+        else:
+            self._cards.move_to_end(key)
+        painter.drawPixmap(rect.topLeft(), picture)
+
+    def _draw_card(
+        self,
+        card: AssetCard,
+        option: QStyleOptionViewItem,
+        size: QSize,
+        ratio: float,
+        selected: bool,
+        hovered: bool,
+        image: QImage | None,
+        source: QRect | None,
+    ) -> QPixmap:
+        palette: QPalette = option.palette
+        # A pixmap in the screen's own format copies fastest. It lives in the delegate, which only GUI
+        # code references (the bridge keeps no GUI object on the core thread), so it dies on this thread.
+        picture = QPixmap(round(size.width() * ratio), round(size.height() * ratio))
+        picture.setDevicePixelRatio(ratio)
+        # Opaque (the view's background around the rounded card): copying it needs no blending.
+        picture.fill(palette.color(QPalette.ColorRole.Base))
+        rect = QRect(QPoint(0, 0), size)
+        painter = QPainter(picture)
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
         outer = QRectF(rect).adjusted(3, 3, -3, -3)
         path = QPainterPath()
@@ -368,21 +465,20 @@ class AssetCardDelegate(QStyledItemDelegate):
             painter.drawPath(path)
             painter.drawRoundedRect(outer.adjusted(1, 1, -1, -1), 7, 7)
 
-        thumb_rect = QRect(rect.left() + 8, rect.top() + 8, rect.width() - 16, THUMB_HEIGHT - 8)
+        thumb_rect = QRect(8, 8, rect.width() - 16, THUMB_HEIGHT - 8)
         clip = QPainterPath()
         clip.addRoundedRect(QRectF(thumb_rect), 5, 5)
         painter.fillPath(clip, QColor(38, 40, 46))
-        image = self._picture(index, card)
-        if image is not None:
-            target = _fit(image.size(), thumb_rect)
+        if image is not None and source is not None:
+            painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
             painter.setClipPath(clip)
-            painter.drawImage(target, image, self._source_rect(index, card, image))
+            painter.drawImage(_fit(source.size(), thumb_rect), image, source)
             painter.setClipping(False)
         else:
             self._placeholder(painter, thumb_rect, card, palette)
         self._badges(painter, thumb_rect, card)
 
-        text_rect = QRect(rect.left() + 10, thumb_rect.bottom() + 6, rect.width() - 20, 18)
+        text_rect = QRect(10, thumb_rect.bottom() + 6, rect.width() - 20, 18)
         name_font = QFont(option.font)
         name_font.setWeight(QFont.Weight.DemiBold)
         painter.setFont(name_font)
@@ -397,7 +493,8 @@ class AssetCardDelegate(QStyledItemDelegate):
         painter.setPen(palette.color(QPalette.ColorRole.PlaceholderText))
         facts_rect = text_rect.translated(0, 18)
         painter.drawText(facts_rect, Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter, _facts(card))
-        painter.restore()
+        painter.end()
+        return picture
 
     def _picture(self, index: AnyIndex, card: AssetCard) -> QImage | None:
         if card.media_type is MediaType.VIDEO and self.hover_row == index.row():
@@ -407,10 +504,9 @@ class AssetCardDelegate(QStyledItemDelegate):
         image = index.data(Qt.ItemDataRole.DecorationRole)
         return image if isinstance(image, QImage) and not image.isNull() else None
 
-    def _source_rect(self, index: AnyIndex, card: AssetCard, image: QImage) -> QRect:
-        """The whole image, or one cell of a scrub strip chosen by the mouse position."""
-        strip = index.data(ScrubRole) if self.hover_row == index.row() else None
-        if strip is not None and image is strip and self.scrub_frames > 1:
+    def _source_rect(self, image: QImage, is_strip: bool) -> QRect:
+        """The whole image, or the cell of a scrub strip under the mouse."""
+        if is_strip and self.scrub_frames > 1:
             cell = image.width() // self.scrub_frames
             column = min(self.scrub_frames - 1, int(self.hover_fraction * self.scrub_frames))
             return QRect(column * cell, 0, cell, image.height())
@@ -561,6 +657,10 @@ class AssetGridView(QListView):
             self.files_dropped.emit(paths)
             return
         event.ignore()  # our own cards dropped on the grid: nothing to do
+
+    def setModel(self, model: Any) -> None:
+        super().setModel(model)
+        self.card_delegate.grid_model = model if isinstance(model, AssetGridModel) else None
 
     def _report_visible(self) -> None:
         model = self.model()
