@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import (
     QAbstractTableModel,
@@ -36,8 +36,10 @@ from PySide6.QtWidgets import (
 )
 
 from core.db.enums import JobStatus
-from core.jobs.service import JobEvent, JobSummary
 from core.transfer.events import Phase, TransferEvent
+
+if TYPE_CHECKING:
+    from core.jobs.service import JobEvent, JobSummary
 
 AnyIndex = QModelIndex | QPersistentModelIndex
 ProgressRole = Qt.ItemDataRole.UserRole + 1

@@ -4,16 +4,18 @@ shown, so start-up stays fast). Plain references to core services; ``ui`` never 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from core.importer import ImportService
-from core.jobs.runner import JobRunner
-from core.jobs.service import JobService
-from core.providers.accounts import AccountService
-from core.providers.registry import ProviderRegistry
-from core.thumbnails import ThumbnailService
-from core.transfer.service import TransferService
+if TYPE_CHECKING:
+    from core.importer import ImportService
+    from core.jobs.runner import JobRunner
+    from core.jobs.service import JobService
+    from core.providers.accounts import AccountService
+    from core.providers.registry import ProviderRegistry
+    from core.thumbnails import ThumbnailService
+    from core.transfer.service import TransferService
 
 
 @dataclass(frozen=True)

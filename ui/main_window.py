@@ -11,7 +11,7 @@ import functools
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QItemSelection, QItemSelectionModel, QObject, QSettings, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QIcon, QKeySequence
@@ -32,11 +32,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core.demo import DemoProgress, DemoReport, build_demo_library, demo_present
-from core.importer import ImportProgress, ImportReport
-from core.jobs.service import JobEvent, JobSummary
 from core.library import AssetCard, LibraryQuery, LibraryService
-from core.providers.accounts import AccountInfo
 from core.providers.base import ProviderReference, SupportsGenerate, SupportsUpload
 from resources import resource_path
 from ui.activity import ActivityModel, ActivityPanel, ActivityRow, CoreEvents
@@ -46,11 +42,17 @@ from ui.empty_state import EmptyLibraryView
 from ui.filter_bar import FilterBar
 from ui.generate_dialog import GenerateDialog, GenerateRequest, InputAsset, ProviderChoice
 from ui.inspector import Inspector
-from ui.library_grid import AssetGridModel, AssetGridView
+from ui.library_grid import THUMB_BOX, AssetGridModel, AssetGridView
 from ui.providers_dock import ProvidersPanel, ProviderTarget, ProviderTargetsModel
 from ui.settings_dialog import ProviderOption, SettingsDialog, SettingsValues
 from ui.thumbnail_cache import ThumbnailCache
 from ui.thumbnail_loader import CoreThumbnails
+
+if TYPE_CHECKING:
+    from core.demo import DemoProgress, DemoReport
+    from core.importer import ImportProgress, ImportReport
+    from core.jobs.service import JobEvent, JobSummary
+    from core.providers.accounts import AccountInfo
 
 APP_TITLE = "PixSim"
 
@@ -206,7 +208,7 @@ class MainWindow(QMainWindow):
     def attach_services(self, services: WindowServices) -> None:
         """The core services are up: providers, jobs, transfers, imports and thumbnails come alive."""
         self.services = services
-        self.asset_model.set_loader(CoreThumbnails(services.transfers.store, services.thumbnails))
+        self.asset_model.set_loader(CoreThumbnails(services.transfers.store, services.thumbnails, THUMB_BOX))
         # Core events arrive on the core thread; the signals queue them to this one.
         services.transfers.events.subscribe(self.events.transfer_did_progress.emit)
         services.jobs.events.subscribe(self.events.job_did_change.emit)
@@ -218,6 +220,8 @@ class MainWindow(QMainWindow):
         self.inspector.set_provider_names({a.provider_id: a.display_name for a in services.registry.all()})
         self.refresh_providers()
         self._bridge.call(services.jobs.list(limit=50), self._show_jobs)
+        from core.demo import demo_present  # the demo's recipe loads only when asked about
+
         self._bridge.call(demo_present(services.sessions), self._offer_demo)
 
     def refresh_providers(self) -> None:
@@ -531,6 +535,8 @@ class MainWindow(QMainWindow):
     def load_demo_library(self) -> None:
         if self.services is None:
             return
+        from core.demo import build_demo_library
+
         services = self.services
         relay = self._relay
         self.demo_button.setEnabled(False)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
@@ -37,8 +37,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core.providers.accounts import AccountInfo, AccountService
 from ui.bridge import CoreBridge
+
+if TYPE_CHECKING:
+    from core.providers.accounts import AccountInfo, AccountService
 
 GIB = 1024**3
 
