@@ -235,6 +235,16 @@ def test_dragging_assets_onto_a_provider_pushes_them_once(qtbot: QtBot, app: App
     qtbot.waitUntil(lambda: model.rowCount() == 1 and "pixverse" in model.card(0).providers, timeout=20_000)
     assert len(app.pixverse.uploads) == 1
     assert any(r.title == f"Push asset {asset_id} → pixverse" and r.state == "Done" for r in _rows(window))
+    # The offline Sandbox is a drop target too; dropping again on Pixverse uploads nothing more.
+    sandbox_row = next(r for r in range(targets.rowCount()) if targets.target(r).provider_id == "sandbox")
+    targets.dropMimeData(
+        asset_ids_mime([asset_id]), Qt.DropAction.CopyAction, -1, -1, targets.index(sandbox_row, 0)
+    )
+    targets.dropMimeData(
+        asset_ids_mime([asset_id]), Qt.DropAction.CopyAction, -1, -1, targets.index(pixverse_row, 0)
+    )
+    qtbot.waitUntil(lambda: model.rowCount() == 1 and "sandbox" in model.card(0).providers, timeout=20_000)
+    assert len(app.pixverse.uploads) == 1
 
 
 def _rows(window: MainWindow) -> list:  # type: ignore[type-arg]
