@@ -169,6 +169,17 @@ def _run_window(
 
     app = QApplication.instance() or QApplication(sys.argv)
     assert isinstance(app, QApplication)
+    # Ctrl-C (or a polite kill) in a terminal closes the window like File → Quit. Python only runs
+    # signal handlers between bytecodes, so a timer wakes the interpreter now and then.
+    import signal
+
+    signal.signal(signal.SIGINT, lambda *_: app.quit())
+    signal.signal(signal.SIGTERM, lambda *_: app.quit())
+    from PySide6.QtCore import QTimer as _WakeTimer
+
+    wake = _WakeTimer(app)
+    wake.timeout.connect(lambda: None)
+    wake.start(250)
     app.setApplicationName("PixSim")
     app.setOrganizationName("PixSim")
     app.setApplicationVersion(app_version())
