@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
-import contextlib
-import signal
 import sys
 import time
 from typing import Any, TextIO
 
 from sqlalchemy.engine import URL
 
-from app.bootstrap import open_database
+from app.cli_support import run_on_database, stop_on_signals
 from app.services import build_services
 from app.settings import Settings
 from core.demo import (
@@ -49,36 +46,23 @@ def _fraction(text: str) -> float:
 
 
 def run_demo_command(args: argparse.Namespace, settings: Settings) -> int:
-    handle = open_database(settings)
-    try:
-        return asyncio.run(_run(args, settings, handle.url))
-    finally:
-        handle.close()
+    return run_on_database(settings, lambda url: _run(args, settings, url))
 
 
 async def _run(args: argparse.Namespace, settings: Settings, url: URL) -> int:
     services = build_services(settings, url)
-    cancel = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    handled: list[signal.Signals] = []
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        # On Windows Ctrl-C arrives as KeyboardInterrupt instead; the next run resumes.
-        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-            loop.add_signal_handler(sig, cancel.set)
-            handled.append(sig)
     line = DemoLine()
     try:
-        report = await build_demo_library(
-            services.jobs,
-            services.sessions,
-            services.runner,
-            progress=line,
-            cancel=cancel,
-            scale=getattr(args, "scale", 1.0),
-        )
+        with stop_on_signals() as cancel:  # an interrupted build resumes on the next run
+            report = await build_demo_library(
+                services.jobs,
+                services.sessions,
+                services.runner,
+                progress=line,
+                cancel=cancel,
+                scale=getattr(args, "scale", 1.0),
+            )
     finally:
-        for sig in handled:
-            loop.remove_signal_handler(sig)
         line.finish()
         await services.aclose()
     return _summary(report)

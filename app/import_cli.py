@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
-import contextlib
 import json
 import shutil
-import signal
 import sys
 import time
 from pathlib import Path
@@ -15,7 +12,7 @@ from typing import Any, TextIO
 
 from sqlalchemy.engine import URL
 
-from app.bootstrap import open_database
+from app.cli_support import run_on_database, stop_on_signals
 from app.progress import human_bytes
 from app.settings import Settings
 from core.cache.index import CacheIndex
@@ -40,11 +37,7 @@ def add_parsers(sub: Any) -> None:
 def run_import_command(args: argparse.Namespace, settings: Settings) -> int:
     """0: everything imported (or already there); 1: some files skipped; 2: an error; 130: stopped."""
     try:
-        handle = open_database(settings)
-        try:
-            report = asyncio.run(_run(args.paths, settings, handle.url))
-        finally:
-            handle.close()
+        report = run_on_database(settings, lambda url: _run(args.paths, settings, url))
     except PixSimError as exc:
         print(f"pixsim: error: {exc}", file=sys.stderr)
         return 2
@@ -59,24 +52,15 @@ def run_import_command(args: argparse.Namespace, settings: Settings) -> int:
 
 async def _run(paths: list[Path], settings: Settings, url: URL) -> ImportReport:
     engine = make_async_engine(url)
-    cancel = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    handled: list[signal.Signals] = []
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        # On Windows Ctrl-C arrives as KeyboardInterrupt instead (and stops at once).
-        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-            loop.add_signal_handler(sig, cancel.set)
-            handled.append(sig)
     line = ProgressLine(sys.stderr)
     try:
         sessions = make_async_session_factory(engine)
         store = ContentStore(settings.effective_cache_dir)
         service = ImportService(sessions, store, CacheIndex(sessions, store))
-        return await service.import_paths(paths, progress=line, cancel=cancel)
+        with stop_on_signals() as cancel:
+            return await service.import_paths(paths, progress=line, cancel=cancel)
     finally:
         line.close()
-        for sig in handled:
-            loop.remove_signal_handler(sig)
         await engine.dispose()
 
 

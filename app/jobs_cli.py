@@ -4,17 +4,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import getpass
 import json
-import signal
 import sys
 import time
 from typing import Any, TextIO
 
 from sqlalchemy.engine import URL
 
-from app.bootstrap import open_database
+from app.cli_support import run_on_database, stop_on_signals
 from app.progress import ProgressBar
 from app.services import Services, build_services
 from app.settings import Settings
@@ -101,11 +99,7 @@ def run_jobs_command(args: argparse.Namespace, settings: Settings) -> int:
         key = sys.stdin.readline().strip() or None
     elif args.command == "accounts" and args.accounts_command == "add" and sys.stdin.isatty():
         key = _ask_key(args.provider)
-    handle = open_database(settings)
-    try:
-        return asyncio.run(_run(args, settings, handle.url, key))
-    finally:
-        handle.close()
+    return run_on_database(settings, lambda url: _run(args, settings, url, key))
 
 
 async def _run(args: argparse.Namespace, settings: Settings, url: URL, key: str | None) -> int:
@@ -294,13 +288,7 @@ async def _jobs(args: argparse.Namespace, services: Services) -> int:
 
 async def _worker(args: argparse.Namespace, services: Services) -> int:
     if args.concurrency:
-        services.runner._concurrency = max(1, args.concurrency)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        # On Windows Ctrl-C arrives as KeyboardInterrupt instead.
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, stop.set)
+        services.runner.concurrency = args.concurrency
 
     def show(event: JobEvent) -> None:
         note = f"  {event.message}" if event.message else ""
@@ -312,7 +300,8 @@ async def _worker(args: argparse.Namespace, services: Services) -> int:
 
     services.jobs.events.subscribe(show)
     print(f"worker {services.runner.worker_id} running jobs; Ctrl-C stops it", flush=True)
-    await services.runner.run(stop)
+    with stop_on_signals() as stop:
+        await services.runner.run(stop)
     print("worker stopped; unfinished jobs resume with the next worker or the app", flush=True)
     return 0
 

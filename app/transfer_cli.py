@@ -3,22 +3,17 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 
 from sqlalchemy.engine import URL
 
-from app.bootstrap import open_database
+from app.cli_support import run_on_database
 from app.progress import ProgressBar, human_bytes
 from app.services import build_services
 from app.settings import Settings
 
 
 def run_transfer_command(args: argparse.Namespace, settings: Settings) -> int:
-    handle = open_database(settings)
-    try:
-        return asyncio.run(_run(args, settings, handle.url))
-    finally:
-        handle.close()
+    return run_on_database(settings, lambda url: _run(args, settings, url))
 
 
 async def _run(args: argparse.Namespace, settings: Settings, url: URL) -> int:

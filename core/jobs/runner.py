@@ -233,6 +233,15 @@ class JobRunner:
             stop_wait.cancel()
             await self._shutdown()
 
+    @property
+    def concurrency(self) -> int:
+        """How many jobs this runner works at once."""
+        return self._concurrency
+
+    @concurrency.setter
+    def concurrency(self, value: int) -> None:
+        self._concurrency = max(1, value)
+
     def wake(self) -> None:
         self._wake.set()
 
