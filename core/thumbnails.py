@@ -17,7 +17,9 @@ import math
 import os
 import re
 import struct
+import sys
 import tempfile
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from fractions import Fraction
 from pathlib import Path
@@ -700,6 +702,13 @@ class _Flight:
         self.waiters = 0
 
 
+def _background_priority() -> None:
+    """Renders are background work: on Linux each render thread yields the CPU to the UI (nice +10)."""
+    if sys.platform.startswith("linux") and hasattr(os, "setpriority"):
+        with contextlib.suppress(OSError):
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
+
+
 class ThumbnailService:
     """Thumbnails on demand: a cache hit costs a ``stat``; a miss renders in the service's own bounded thread
     pool, once per key however many requests wait for it, and a request cancelled before its render
@@ -710,7 +719,9 @@ class ThumbnailService:
         if max_workers < 1:
             raise ValueError(f"max_workers must be at least 1, got {max_workers}")
         self.store = store
-        self._executor = concurrent.futures.ThreadPoolExecutor(max_workers, thread_name_prefix="thumbnail")
+        self._executor = concurrent.futures.ThreadPoolExecutor(
+            max_workers, thread_name_prefix="thumbnail", initializer=_background_priority
+        )
         self._flights: dict[_Key, _Flight] = {}
         self._closed = False
 

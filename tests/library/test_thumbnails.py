@@ -8,7 +8,9 @@ import asyncio
 import hashlib
 import json
 import math
+import os
 import struct
+import sys
 import threading
 import time
 from collections.abc import AsyncIterator, Callable
@@ -540,3 +542,17 @@ async def test_closed_service_refuses_new_work_but_serves_the_cache(
     assert await service.thumbnail(photo, sha, MediaType.IMAGE) == cached
     with pytest.raises(RuntimeError, match="closed"):
         await service.thumbnail(photo, sha, MediaType.IMAGE, size=64)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread nice values are a Linux feature")
+async def test_render_threads_yield_the_cpu_to_the_ui(tmp_path: Path) -> None:
+    service = ThumbnailService(ThumbnailStore(tmp_path / "thumbs"))
+    try:
+        loop = asyncio.get_running_loop()
+        niceness = await loop.run_in_executor(
+            service._executor, lambda: os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+        )
+        assert niceness >= 10
+        assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) < 10  # the caller is untouched
+    finally:
+        await service.aclose()
