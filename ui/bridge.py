@@ -43,7 +43,14 @@ class CoreBridge(QObject):
         on_error: Callable[[BaseException], None] | None = None,
     ) -> concurrent.futures.Future[T]:
         token = next(self._tokens)
-        future = self._core.submit(coro)  # raises if the core loop has stopped: nothing registered
+        try:
+            future = self._core.submit(coro)
+        except RuntimeError:
+            # The core loop has stopped (the app is closing): late Qt events ask for nothing more.
+            coro.close()
+            stopped: concurrent.futures.Future[T] = concurrent.futures.Future()
+            stopped.cancel()
+            return stopped
         self._callbacks[token] = (on_done, on_error)
         bridge = weakref.ref(self)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import math
+import time
 from collections import OrderedDict
 from collections.abc import Coroutine, Sequence
 from pathlib import Path
@@ -68,6 +69,7 @@ THUMB_HEIGHT = 147  # 4:3 inside the card; images keep their aspect ratio, lette
 CARD_HEIGHT = THUMB_HEIGHT + 58
 PREFETCH_ROWS = 60
 ARRIVAL_BATCH_MS = 50
+SCROLL_SETTLE_MS = 120  # thumbnail requests wait until scrolling has paused this long
 # Drawn cards kept for repaints (about 160 KB each at 1x): the visible ones several times over.
 CARD_CACHE_ENTRIES = 240
 # Thumbnails are scaled once, off the GUI thread, to the box they are shown in.
@@ -112,6 +114,9 @@ class AssetGridModel(QAbstractListModel):
         self._pending: dict[tuple[int, str], concurrent.futures.Future[Any]] = {}
         self._arrived: set[int] = set()
         self._announcing = False
+        self._scrolling_until = 0.0
+        self._settle_pending = False
+        self._deferred: set[int] = set()
         self.total: int | None = None
 
     # -- query and paging ---------------------------------------------------------------------
@@ -271,6 +276,12 @@ class AssetGridModel(QAbstractListModel):
         image = self.cache.get(key)
         if image is not None or self._loader is None or self.cache.failed(key) or key in self._pending:
             return image
+        if time.monotonic() < self._scrolling_until:
+            # Mid-scroll: cards fly past faster than they could be rendered. Ask once the view settles.
+            row = self._row_of.get(card.id)
+            if row is not None:
+                self._deferred.add(row)
+            return None
         loader = self._loader
         coro = loader.thumbnail(card) if kind == "thumb" else loader.scrub_strip(card)
         generation = self._generation
@@ -283,6 +294,25 @@ class AssetGridModel(QAbstractListModel):
         except RuntimeError:  # the core loop has stopped: the app is closing
             coro.close()
         return None
+
+    def note_scrolling(self) -> None:
+        """The view is scrolling: hold new thumbnail requests until it has been still for a moment."""
+        self._scrolling_until = time.monotonic() + SCROLL_SETTLE_MS / 1000
+        if not self._settle_pending:
+            self._settle_pending = True
+            QTimer.singleShot(SCROLL_SETTLE_MS, self, self._settled)
+
+    def _settled(self) -> None:
+        self._settle_pending = False
+        remaining = self._scrolling_until - time.monotonic()
+        if remaining > 0:
+            self._settle_pending = True
+            QTimer.singleShot(max(1, int(remaining * 1000)), self, self._settled)
+            return
+        rows, self._deferred = sorted(r for r in self._deferred if r < len(self._rows)), set()
+        if rows:
+            # Repainting the cards that asked makes them ask again, now that the view is still.
+            self.dataChanged.emit(self.index(rows[0]), self.index(rows[-1]), [Qt.ItemDataRole.DecorationRole])
 
     def _landed(self, generation: int, key: tuple[int, str], image: QImage | None) -> None:
         self._pending.pop(key, None)
@@ -603,7 +633,7 @@ class AssetGridView(QListView):
         self._visible_timer.setSingleShot(True)
         self._visible_timer.setInterval(120)
         self._visible_timer.timeout.connect(self._report_visible)
-        self.verticalScrollBar().valueChanged.connect(lambda _: self._visible_timer.start())
+        self.verticalScrollBar().valueChanged.connect(self._scrolled)
 
     # -- hover scrubbing ------------------------------------------------------------------------
 
@@ -657,6 +687,12 @@ class AssetGridView(QListView):
             self.files_dropped.emit(paths)
             return
         event.ignore()  # our own cards dropped on the grid: nothing to do
+
+    def _scrolled(self, _value: int) -> None:
+        self._visible_timer.start()
+        model = self.model()
+        if isinstance(model, AssetGridModel):
+            model.note_scrolling()
 
     def setModel(self, model: Any) -> None:
         super().setModel(model)

@@ -147,3 +147,33 @@ def test_files_dropped_from_the_desktop_are_offered_for_import(qtbot: QtBot, tmp
     with qtbot.waitSignal(view.files_dropped) as dropped:
         view.dropEvent(event)
     assert dropped.args == [[tmp_path / "a.mp4"]]
+
+
+def test_thumbnails_wait_while_the_grid_scrolls_and_load_when_it_pauses(
+    qtbot: QtBot,
+    library: Library,
+    bridge: CoreBridge,
+    thumbnails: tuple[ContentStore, CoreThumbnails],
+    tmp_path: Path,
+) -> None:
+    store, loader = thumbnails
+    png = tmp_path / "still.png"
+    png.write_bytes(tiny_png(6, size=(64, 64)))
+    sha, _, _ = store.add_file(png, "s")
+    library.add_assets(3, media_type=MediaType.IMAGE, sha256=sha, mime_type="image/png")
+    model = AssetGridModel(library.service, bridge)
+    model.set_loader(loader)
+    model.set_query(LibraryQuery())
+    _wait_rows(qtbot, model, 3)
+    model.note_scrolling()  # a fling is in progress: cards fly past
+    assert all(model.index(r).data(Qt.ItemDataRole.DecorationRole) is None for r in range(3))
+    assert model.pending_requests == 0  # nothing asked yet
+    # Once the view has been still for a moment, the cards that asked are repainted and load.
+    with qtbot.waitSignal(model.dataChanged, timeout=2_000):
+        pass
+    for r in range(3):
+        model.index(r).data(Qt.ItemDataRole.DecorationRole)
+    qtbot.waitUntil(
+        lambda: all(model.cache.get((model.card(r).id, "thumb")) is not None for r in range(3)),
+        timeout=20_000,
+    )
