@@ -13,13 +13,13 @@ from typing import Any, TextIO
 from sqlalchemy.engine import URL
 
 from app.cli_support import run_on_database, stop_on_signals
-from app.progress import human_bytes
 from app.settings import Settings
 from core.cache.index import CacheIndex
 from core.cache.store import ContentStore
 from core.db.engine import make_async_engine, make_async_session_factory
 from core.errors import PixSimError
 from core.importer import ImportProgress, ImportReport, ImportService
+from core.text import human_bytes
 
 
 def add_parsers(sub: Any) -> None:

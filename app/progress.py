@@ -7,15 +7,8 @@ import sys
 import time
 from typing import TextIO
 
+from core.text import human_bytes
 from core.transfer.events import Phase, TransferEvent
-
-
-def human_bytes(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(n) < 1024 or unit == "TiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    raise AssertionError
 
 
 class ProgressBar:

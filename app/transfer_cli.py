@@ -7,9 +7,10 @@ import argparse
 from sqlalchemy.engine import URL
 
 from app.cli_support import run_on_database
-from app.progress import ProgressBar, human_bytes
+from app.progress import ProgressBar
 from app.services import build_services
 from app.settings import Settings
+from core.text import human_bytes
 
 
 def run_transfer_command(args: argparse.Namespace, settings: Settings) -> int:

@@ -36,6 +36,7 @@ from PySide6.QtWidgets import (
 )
 
 from core.db.enums import JobStatus
+from core.text import human_bytes
 from core.transfer.events import Phase, TransferEvent
 
 if TYPE_CHECKING:
@@ -201,10 +202,10 @@ class ActivityModel(QAbstractTableModel):
         detail = event.message or ""
         if event.phase in (Phase.DOWNLOADING, Phase.UPLOADING) and event.bytes_done:
             speed = event.bytes_done / max(now - started, 1e-3)
-            detail = f"{_human(event.bytes_done)}" + (
-                f" of {_human(event.bytes_total)}" if event.bytes_total else ""
+            detail = f"{human_bytes(event.bytes_done)}" + (
+                f" of {human_bytes(event.bytes_total)}" if event.bytes_total else ""
             )
-            detail += f" · {_human(speed)}/s"
+            detail += f" · {human_bytes(speed)}/s"
         self.upsert(
             ActivityRow(
                 key=key,
@@ -374,12 +375,3 @@ _STATUS_LABEL = {
     JobStatus.FAILED: "Failed",
     JobStatus.CANCELLED: "Cancelled",
 }
-
-
-def _human(n: float | None) -> str:
-    value = float(n or 0)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if value < 1024 or unit == "GiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{value:.1f} GiB"

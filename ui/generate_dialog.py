@@ -41,6 +41,7 @@ from PySide6.QtWidgets import (
 from core.db.enums import MediaType
 from core.errors import InvalidParameter
 from core.providers.spec import Operation, Param, ParamKind
+from core.text import article
 
 _INT32_MAX = 2_147_483_647
 
@@ -346,7 +347,7 @@ class GenerateDialog(QDialog):
             combo.addItem(asset.label, asset.id)
         if not matching:
             kinds = " or ".join(m.value for m in param.media_types) or "asset"
-            combo.addItem(f"select {_article(kinds)} {kinds} in the library first", None)
+            combo.addItem(f"select {article(kinds)} {kinds} in the library first", None)
         # Give each input param a different selected asset, in selection order.
         first_unused = next((a for a in self._matching(param, unused)), None)
         if first_unused is not None:
@@ -438,7 +439,7 @@ class GenerateDialog(QDialog):
             if asset is not None and asset.media_type not in param.media_types:
                 kinds = " or ".join(m.value for m in param.media_types)
                 raise InvalidParameter(
-                    f"'{param.title}' needs {_article(kinds)} {kinds}; {asset.label} is not."
+                    f"'{param.title}' needs {article(kinds)} {kinds}; {asset.label} is not."
                 )
 
     def _submit(self) -> None:
@@ -451,7 +452,3 @@ class GenerateDialog(QDialog):
         self.errors.hide()
         self.request_ready.emit(request)
         self.accept()
-
-
-def _article(word: str) -> str:
-    return "an" if word[:1] in "aeiou" else "a"

@@ -59,6 +59,7 @@ from core.library import (
     LineageLink,
     ProviderRefInfo,
 )
+from core.text import human_bytes
 from ui.bridge import CoreBridge
 from ui.filter_bar import ERROR_COLOR, MEDIA_LABELS, RATING_LABELS, TagCompleter, domain_label, split_tags
 
@@ -96,12 +97,7 @@ def _words(value: str) -> str:
 
 
 def format_bytes(n: int) -> str:
-    value = float(n)
-    for unit in ("B", "KB", "MB", "GB"):
-        if value < 1000 or unit == "GB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1000
-    return f"{value:.1f} GB"
+    return human_bytes(n, si=True)
 
 
 def format_duration(seconds: float) -> str:

@@ -55,6 +55,7 @@ from PySide6.QtWidgets import (
 
 from core.db.enums import MediaType
 from core.library import AssetCard, LibraryQuery, LibraryService
+from core.text import human_bytes
 from ui.bridge import CoreBridge
 from ui.providers_dock import asset_ids_mime
 from ui.thumbnail_cache import ThumbnailCache
@@ -147,22 +148,17 @@ class AssetGridModel(QAbstractListModel):
         self._rows = []
         self._row_of = {}
         self._arrived = set()
+        self._deferred = set()
         self._exhausted = False
         self._loading = False
         self._cancel_pending(keep=set())
         self.endResetModel()
         generation = self._generation
-        count = self._library.count(self._query)
-        try:
-            self._bridge.call(
-                count,
-                lambda total: self._counted(generation, total),
-                lambda error: self._failed(generation, error),
-            )
-        except RuntimeError as exc:  # the core loop has stopped: the app is closing
-            count.close()
-            self._failed(generation, exc)
-            return
+        self._bridge.call(
+            self._library.count(self._query),
+            lambda total: self._counted(generation, total),
+            lambda error: self._failed(generation, error),
+        )
         self.fetchMore()
 
     def _counted(self, generation: int, total: int) -> None:
@@ -178,16 +174,11 @@ class AssetGridModel(QAbstractListModel):
             return
         self._loading = True
         generation = self._generation
-        coro = self._library.search(self._query, offset=len(self._rows), limit=self._page_size)
-        try:
-            self._bridge.call(
-                coro,
-                lambda page: self._append(generation, page),
-                lambda error: self._failed(generation, error),
-            )
-        except RuntimeError as exc:  # the core loop has stopped: the app is closing
-            coro.close()
-            self._failed(generation, exc)
+        self._bridge.call(
+            self._library.search(self._query, offset=len(self._rows), limit=self._page_size),
+            lambda page: self._append(generation, page),
+            lambda error: self._failed(generation, error),
+        )
 
     def _append(self, generation: int, page: list[AssetCard]) -> None:
         if generation != self._generation:
@@ -285,14 +276,11 @@ class AssetGridModel(QAbstractListModel):
         loader = self._loader
         coro = loader.thumbnail(card) if kind == "thumb" else loader.scrub_strip(card)
         generation = self._generation
-        try:
-            self._pending[key] = self._bridge.call(
-                coro,
-                lambda result: self._landed(generation, key, result),
-                lambda error: self._landed(generation, key, None),
-            )
-        except RuntimeError:  # the core loop has stopped: the app is closing
-            coro.close()
+        self._pending[key] = self._bridge.call(
+            coro,
+            lambda result: self._landed(generation, key, result),
+            lambda error: self._landed(generation, key, None),
+        )
         return None
 
     def note_scrolling(self) -> None:
@@ -593,12 +581,7 @@ def _facts(card: AssetCard) -> str:
     if card.width and card.height:
         parts.append(f"{card.width}×{card.height}")
     if card.file_size_bytes:
-        size = float(card.file_size_bytes)
-        for unit in ("B", "KB", "MB", "GB"):
-            if size < 1000 or unit == "GB":
-                parts.append(f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}")
-                break
-            size /= 1000
+        parts.append(human_bytes(card.file_size_bytes, si=True))
     return " · ".join(parts)
 
 

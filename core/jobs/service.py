@@ -24,6 +24,7 @@ from core.providers.accounts import AccountResolver
 from core.providers.base import find_operation
 from core.providers.registry import ProviderRegistry
 from core.providers.spec import ParamKind
+from core.text import article
 
 log = logging.getLogger(__name__)
 
@@ -171,7 +172,7 @@ class JobService:
                 if accepted and media_type not in accepted:
                     kinds = " or ".join(m.value for m in accepted)
                     problems.append(
-                        f"'{name}' needs {_article(kinds)} {kinds}, but asset {asset_id} is {_article(media_type.value)} {media_type.value}"
+                        f"'{name}' needs {article(kinds)} {kinds}, but asset {asset_id} is {article(media_type.value)} {media_type.value}"
                     )
         if problems:
             raise InvalidParameter(
@@ -260,7 +261,3 @@ def _summary(job: Job, results: tuple[int, ...]) -> JobSummary:
         next_poll_at=job.next_poll_at,
         result_asset_ids=results,
     )
-
-
-def _article(word: str) -> str:
-    return "an" if word[:1] in "aeiou" else "a"

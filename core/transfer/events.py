@@ -69,8 +69,11 @@ class ByteProgress:
         provider_id: str | None,
         phase: Phase,
         interval_s: float = 0.1,
+        *,
+        job_id: int | None = None,
     ) -> None:
         self._hub = hub
+        self._job_id = job_id
         self._base = (transfer_id, asset_id, provider_id, phase)
         self._interval_s = interval_s
         self._last = 0.0
@@ -81,4 +84,6 @@ class ByteProgress:
             return
         self._last = now
         transfer_id, asset_id, provider_id, phase = self._base
-        self._hub.emit(TransferEvent(transfer_id, asset_id, provider_id, phase, done, total))
+        self._hub.emit(
+            TransferEvent(transfer_id, asset_id, provider_id, phase, done, total, job_id=self._job_id)
+        )

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -264,15 +263,7 @@ class TransferService:
         transfer_id = uuid.uuid4().hex
         partial = self.store.partial(key)
         hub = self.events
-
-        def progress(done: int, total: int | None) -> None:
-            hub.emit(
-                TransferEvent(
-                    transfer_id, None, source.provider_id, Phase.DOWNLOADING, done, total, job_id=job_id
-                )
-            )
-
-        throttled = _Throttle(progress)
+        progress = ByteProgress(hub, transfer_id, None, source.provider_id, Phase.DOWNLOADING, job_id=job_id)
         limiter = self._limiters.for_provider(source.provider_id or "download")
         try:
             async with self._active_downloads, limiter.slot():
@@ -281,7 +272,7 @@ class TransferService:
                     source,
                     partial,
                     retry=self._retry,
-                    progress=throttled,
+                    progress=progress,
                     on_retry=self._retry_note(transfer_id, 0, source.provider_id),
                 )
             path = self.store.commit(partial, result.sha256)
@@ -718,21 +709,6 @@ class StoredFile:
     sha256: str
     size: int
     path: Path
-
-
-class _Throttle:
-    """Passes byte progress on at most ten times a second (plus the last call)."""
-
-    def __init__(self, target: Callable[[int, int | None], None], interval_s: float = 0.1) -> None:
-        self._target = target
-        self._interval_s = interval_s
-        self._last = 0.0
-
-    def __call__(self, done: int, total: int | None) -> None:
-        now = time.monotonic()
-        if now - self._last >= self._interval_s or (total is not None and done >= total):
-            self._last = now
-            self._target(done, total)
 
 
 class _Flight(Generic[T]):
