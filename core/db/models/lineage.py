@@ -82,12 +82,16 @@ class AssetBranchVariant(TimestampMixin, Base):
     __tablename__ = "asset_branch_variants"
     __table_args__ = (
         CheckConstraint("weight >= 0", name="weight_non_negative"),
+        # A variant being generated names its job; the runner fills in the asset (migration 0005).
+        CheckConstraint("variant_asset_id IS NOT NULL OR job_id IS NOT NULL", name="asset_or_job"),
         UniqueConstraint("branch_id", "variant_tag"),
     )
 
     id: Mapped[int] = id_column()
     branch_id: Mapped[int] = mapped_column(ForeignKey("asset_branches.id", ondelete="CASCADE"), index=True)
-    variant_asset_id: Mapped[int] = mapped_column(ForeignKey("assets.id", ondelete="CASCADE"), index=True)
+    variant_asset_id: Mapped[int | None] = mapped_column(
+        ForeignKey("assets.id", ondelete="CASCADE"), index=True
+    )
     variant_name: Mapped[str] = mapped_column(String(200))
     variant_tag: Mapped[str] = mapped_column(String(120))
     weight: Mapped[float] = mapped_column(server_default=text("1.0"))

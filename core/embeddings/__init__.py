@@ -1,0 +1,1 @@
+"""Embeddings: embedder plugins, their storage on pgvector, indexing and similarity search."""
