@@ -66,6 +66,8 @@ class AssetBranch(TimestampMixin, Base):
         BranchType, "branch_type", server_default=BranchType.MANUAL.value
     )
     description: Mapped[str | None]
+    # Free-form data for the game runtime (passed through by the export untouched).
+    game_metadata: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
 
     variants: Mapped[list[AssetBranchVariant]] = relationship(
         back_populates="branch",
@@ -85,6 +87,10 @@ class AssetBranchVariant(TimestampMixin, Base):
         # A variant being generated names its job; the runner fills in the asset (migration 0005).
         CheckConstraint("variant_asset_id IS NOT NULL OR job_id IS NOT NULL", name="asset_or_job"),
         UniqueConstraint("branch_id", "variant_tag"),
+        # At most one default variant per branch: what plays when no condition holds.
+        Index(
+            "uq_asset_branch_variants_default", "branch_id", unique=True, postgresql_where=text("is_default")
+        ),
     )
 
     id: Mapped[int] = id_column()
@@ -98,6 +104,7 @@ class AssetBranchVariant(TimestampMixin, Base):
     # Game-state predicates for conditional branches, e.g. {"all": [{"var": "has_key", "eq": true}]}.
     conditions: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
     display_order: Mapped[int] = mapped_column(server_default=text("0"))
+    is_default: Mapped[bool] = mapped_column(server_default=text("false"))
     job_id: Mapped[int | None] = mapped_column(ForeignKey("jobs.id", ondelete="SET NULL"), index=True)
 
     branch: Mapped[AssetBranch] = relationship(back_populates="variants", lazy="raise")
