@@ -88,6 +88,12 @@ class Asset(TimestampMixin, Base):
             unique=True,
             postgresql_where=text("provider_asset_id IS NOT NULL"),
         ),
+        # Expanding a stack of near-duplicates (core.embeddings.duplicates, migration 0006).
+        Index(
+            "ix_assets_duplicate_group_id",
+            "duplicate_group_id",
+            postgresql_where=text("duplicate_group_id IS NOT NULL"),
+        ),
     )
 
     # Identity and owner
@@ -143,6 +149,10 @@ class Asset(TimestampMixin, Base):
 
     # Cache management
     last_accessed_at: Mapped[datetime | None]
+
+    # Near-duplicates: members of one group share this label (the id of one member, not a foreign
+    # key: the group outlives that member). NULL = no near-duplicate. The grid can stack a group.
+    duplicate_group_id: Mapped[int | None] = mapped_column(BigInteger)
 
     provider_refs: Mapped[list[AssetProviderRef]] = relationship(
         back_populates="asset", lazy="raise", cascade="all, delete-orphan", passive_deletes=True
