@@ -14,15 +14,17 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import delete, func, select
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.cache.index import CacheIndex
 from core.cache.store import ContentStore
 from core.db.enums import SyncStatus, UploadMethod
 from core.db.locks import lock_key
-from core.db.models import LOCAL_USERNAME, Asset, CacheEntry, User
+from core.db.models import LOCAL_USERNAME, Asset, AssetLineage, CacheEntry, User
 from core.errors import CacheError, DatabaseNotReady, MediaError, PixSimError
 from core.media.probe import MediaFacts, probe
 
@@ -60,6 +62,19 @@ class ImportReport:
 
 
 ProgressCallback = Callable[[ImportProgress], None]
+
+
+@dataclass(frozen=True)
+class DerivedParent:
+    """A lineage edge of a file PixSim made from library assets (a cut clip, a saved frame)."""
+
+    asset_id: int
+    role: str
+    operation: str
+    start_sec: float | None = None
+    end_sec: float | None = None
+    frame: int | None = None
+    transformation: dict[str, Any] = field(default_factory=dict)
 
 
 def expand_paths(
@@ -238,6 +253,92 @@ class ImportService:
                 (imported if new else duplicates).append((path, asset_id))
             tracker.finish()
         return ImportReport(imported, duplicates, failed)
+
+    async def store_derived(
+        self, path: Path, *, title: str, parents: Sequence[DerivedParent], description: str | None = None
+    ) -> int:
+        """Keep a file PixSim derived from library assets (a clip cut, a saved frame) as an asset with
+        its lineage edges, in one transaction. Content already in the library is reused (same sha256),
+        and gets the edges if it lacks them. The file at ``path`` is copied; the caller removes it."""
+        user_id = await self._local_user_id()
+        facts = await asyncio.to_thread(probe, path)
+        for _ in range(_ATTEMPTS):
+            stored = await self._copy(path, lambda _done: None)
+            try:
+                await self._index.record(stored.sha256, stored.size)
+                if not await self._index.lease(stored.sha256, _LEASE):
+                    continue
+                asset_id = await self._record_derived(user_id, stored, facts, title, description, parents)
+            except BaseException:
+                await asyncio.shield(self._discard_unused(stored))
+                raise
+            if asset_id is not None:
+                return asset_id
+        raise CacheError(
+            f"Cannot keep {title!r} in the library: its stored copy was removed while it was being "
+            "saved (by a cache eviction). Try again."
+        )
+
+    async def _record_derived(
+        self,
+        user_id: int,
+        stored: _Stored,
+        facts: MediaFacts,
+        title: str,
+        description: str | None,
+        parents: Sequence[DerivedParent],
+    ) -> int | None:
+        async with self._sessions() as session, session.begin():
+            await _lock_content(session, stored.sha256)
+            asset_id = await session.scalar(
+                select(Asset.id)
+                .where(Asset.user_id == user_id, Asset.sha256 == stored.sha256)
+                .order_by(Asset.id)
+                .limit(1)
+            )
+            if asset_id is None:
+                if not await asyncio.to_thread(self._store.has, stored.sha256, stored.size):
+                    return None
+                asset = Asset(
+                    user_id=user_id,
+                    media_type=facts.media_type,
+                    provider_id="local",
+                    sha256=stored.sha256,
+                    file_size_bytes=stored.size,
+                    mime_type=facts.mime_type,
+                    sync_status=SyncStatus.DOWNLOADED,
+                    width=facts.width,
+                    height=facts.height,
+                    duration_sec=facts.duration_sec,
+                    fps=facts.fps,
+                    title=title,
+                    description=description,
+                    upload_method=UploadMethod.LOCAL_IMPORT,
+                )
+                session.add(asset)
+                await session.flush()
+                asset_id = asset.id
+            for order, parent in enumerate(parents):
+                if parent.asset_id == asset_id:
+                    continue  # identical bytes (a cut of the whole video): no self edge
+                await session.execute(
+                    insert(AssetLineage)
+                    .values(
+                        parent_asset_id=parent.asset_id,
+                        child_asset_id=asset_id,
+                        operation=parent.operation,
+                        parent_role=parent.role,
+                        provider_id="local",
+                        parent_start_sec=parent.start_sec,
+                        parent_end_sec=parent.end_sec,
+                        parent_frame=parent.frame,
+                        sequence_order=order,
+                        transformation=parent.transformation,
+                    )
+                    .on_conflict_do_nothing()
+                )
+            log.info("stored derived file %r as asset %s", title, asset_id)
+            return asset_id
 
     async def _local_user_id(self) -> int:
         async with self._sessions() as session:

@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from core.jobs.service import JobService
     from core.providers.accounts import AccountService
     from core.providers.registry import ProviderRegistry
+    from core.story.service import StoryService
     from core.thumbnails import ThumbnailService
     from core.transfer.service import TransferService
 
@@ -28,3 +29,4 @@ class WindowServices:
     accounts: AccountService
     importer: ImportService
     thumbnails: ThumbnailService
+    story: StoryService

@@ -108,6 +108,9 @@ class OperationType(enum.StrEnum):
     TEXT_TO_AUDIO = "text_to_audio"
     TEXT_TO_3D = "text_to_3d"
     IMPORT = "import"
+    # Made by PixSim itself from library assets (core.story): a cut of a video, a still of one frame.
+    CLIP_EXPORT = "clip_export"
+    FRAME_EXTRACT = "frame_extract"
 
 
 class ParentRole(enum.StrEnum):
@@ -121,3 +124,5 @@ class ParentRole(enum.StrEnum):
     STYLE = "style"
     AUDIO = "audio"
     MASK = "mask"
+    # The video a still was taken from (parent_frame / parent_start_sec say which frame).
+    FRAME = "frame"

@@ -31,7 +31,14 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.db.enums import ACTIVE_JOB_STATUSES, JobStatus, SyncStatus, UploadMethod
-from core.db.models import Asset, AssetLineage, AssetProviderRef, Job, JobResultAsset
+from core.db.models import (
+    Asset,
+    AssetBranchVariant,
+    AssetLineage,
+    AssetProviderRef,
+    Job,
+    JobResultAsset,
+)
 from core.errors import (
     MediaError,
     PixSimError,
@@ -609,6 +616,13 @@ class JobRunner:
                     insert(JobResultAsset)
                     .values(job_id=job.id, asset_id=asset_id, output_index=index)
                     .on_conflict_do_nothing()
+                )
+            if asset_ids:
+                # Branch variants waiting for this job ("continue from here") get its first result.
+                await session.execute(
+                    update(AssetBranchVariant)
+                    .where(AssetBranchVariant.job_id == job.id, AssetBranchVariant.variant_asset_id.is_(None))
+                    .values(variant_asset_id=asset_ids[0])
                 )
             row.status = JobStatus.SUCCEEDED
             row.progress = 1.0

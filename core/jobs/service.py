@@ -60,6 +60,18 @@ class JobSummary:
         return ids
 
 
+@dataclass(frozen=True)
+class PreparedJob:
+    """A validated job not yet written (``JobService.prepare`` → ``JobService.insert``)."""
+
+    provider_id: str
+    operation: str
+    values: dict[str, Any]
+    account_id: int | None
+    priority: int
+    input_params: tuple[Any, ...]
+
+
 class JobEventKind(enum.StrEnum):
     CREATED = "created"
     CHANGED = "changed"
@@ -118,26 +130,50 @@ class JobService:
         account: str | int | None = None,
         priority: int = 0,
     ) -> JobSummary:
+        prepared = await self.prepare(provider_id, operation, params, account=account, priority=priority)
+        async with self._sessions() as session, session.begin():
+            job_id = await self.insert(session, prepared)
+        return await self.announce(job_id)
+
+    async def prepare(
+        self,
+        provider_id: str,
+        operation: str,
+        params: Mapping[str, Any],
+        *,
+        account: str | int | None = None,
+        priority: int = 0,
+    ) -> PreparedJob:
+        """Everything about a new job that can be checked without a transaction: the operation, its
+        parameters and the account. ``insert`` then writes it inside the caller's transaction (so a job
+        and the rows that wait for it, like a pending branch variant, appear together or not at all)."""
         adapter = self._registry.generator(provider_id)
         op = find_operation(adapter, operation)
         values = op.validate(params, provider_id)
         account_id, _ = await self._accounts.resolve(provider_id, account, required=adapter.requires_account)
-        async with self._sessions() as session, session.begin():
-            await self._check_inputs(session, provider_id, op.input_params, values)
-            user_id = await session.scalar(select(User.id).where(User.username == "local"))
-            job = Job(
-                user_id=user_id,
-                provider_id=provider_id,
-                account_id=account_id,
-                operation_type=op.id,
-                params=values,
-                status=JobStatus.QUEUED,
-                priority=priority,
-                next_poll_at=func.now(),
-            )
-            session.add(job)
-            await session.flush()
-            job_id = job.id
+        return PreparedJob(provider_id, op.id, values, account_id, priority, op.input_params)
+
+    async def insert(self, session: AsyncSession, prepared: PreparedJob) -> int:
+        """Write a prepared job in ``session``'s transaction (its input assets are checked there).
+        Call ``announce`` once the transaction has committed."""
+        await self._check_inputs(session, prepared.provider_id, prepared.input_params, prepared.values)
+        user_id = await session.scalar(select(User.id).where(User.username == "local"))
+        job = Job(
+            user_id=user_id,
+            provider_id=prepared.provider_id,
+            account_id=prepared.account_id,
+            operation_type=prepared.operation,
+            params=prepared.values,
+            status=JobStatus.QUEUED,
+            priority=prepared.priority,
+            next_poll_at=func.now(),
+        )
+        session.add(job)
+        await session.flush()
+        return job.id
+
+    async def announce(self, job_id: int) -> JobSummary:
+        """Tell listeners (the runner wakes up) that a committed job exists."""
         summary = await self.get(job_id)
         self.events.emit(JobEvent(job_id, JobEventKind.CREATED, summary.status, 0.0))
         return summary

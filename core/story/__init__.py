@@ -1,0 +1,1 @@
+"""Branching video stories (Qt-free): branch points, variants, clips, validation, playthrough, export."""
