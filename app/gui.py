@@ -124,6 +124,7 @@ def _window_services(services: Services) -> WindowServices:
         accounts=services.accounts,
         importer=services.importer,
         thumbnails=services.thumbnails,
+        story=services.story,
     )
 
 

@@ -23,6 +23,7 @@ from core.net.limiter import Limiters
 from core.net.retry import RetryPolicy
 from core.providers.accounts import AccountResolver, AccountService
 from core.providers.registry import ProviderRegistry
+from core.story.service import StoryService
 from core.thumbnails import ThumbnailService, ThumbnailStore
 from core.transfer.service import TransferService
 
@@ -45,6 +46,7 @@ class Services:
     runner: JobRunner
     importer: ImportService
     thumbnails: ThumbnailService
+    story: StoryService
 
     async def aclose(self) -> None:
         await self.thumbnails.aclose()
@@ -116,6 +118,7 @@ def build_services(
         concurrency=settings.provider_concurrency,
         policy=job_policy,
     )
+    importer = ImportService(sessions, transfers.store, transfers.index)
     return Services(
         engine=engine,
         sessions=sessions,
@@ -126,6 +129,7 @@ def build_services(
         accounts=AccountService(sessions, registry, http),
         jobs=jobs,
         runner=runner,
-        importer=ImportService(sessions, transfers.store, transfers.index),
+        importer=importer,
         thumbnails=ThumbnailService(ThumbnailStore(settings.data_dir / "thumbnails")),
+        story=StoryService(sessions, jobs, importer, transfers, registry),
     )
