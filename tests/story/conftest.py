@@ -1,0 +1,82 @@
+"""The story core against real parts: an embedded PostgreSQL database, a content store, real H.264
+files (imported through the importer) and, for "continue from here", the Sandbox through the runner."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from sqlalchemy.engine import URL
+
+from app.services import Services, build_services
+from app.settings import Settings
+from core.jobs.runner import JobPolicy
+from core.jobs.service import JobSummary
+from core.story.service import StoryService
+from tests.fakes.media import tiny_mp4, tiny_png
+from tests.memory_keyring import MemoryKeyring
+
+FAST = JobPolicy(idle_poll_s=0.05, first_poll_s=0.02, max_poll_interval_s=0.1)
+
+
+@dataclass
+class StoryEnv:
+    services: Services
+    folder: Path
+
+    @property
+    def story(self) -> StoryService:
+        return self.services.story
+
+    async def video(self, seed: int, seconds: float = 2.0, fps: int = 12, name: str | None = None) -> int:
+        """A real MP4 imported into the library (titled ``name`` or 'video <seed>')."""
+        path = self.folder / f"{name or f'video {seed}'}.mp4"
+        path.write_bytes(tiny_mp4(seed, seconds=seconds, fps=fps))
+        return await self._import(path)
+
+    async def image(self, seed: int) -> int:
+        path = self.folder / f"image {seed}.png"
+        path.write_bytes(tiny_png(seed))
+        return await self._import(path)
+
+    async def _import(self, path: Path) -> int:
+        report = await self.services.importer.import_paths([path])
+        assert not report.failed, report.failed
+        ((_, asset_id),) = report.imported or report.duplicates
+        return asset_id
+
+    async def run_jobs_until_done(self, job_id: int, limit_s: float = 60.0) -> JobSummary:
+        stop = asyncio.Event()
+        runner = asyncio.ensure_future(self.services.runner.run(stop))
+        try:
+            async with asyncio.timeout(limit_s):
+                while True:
+                    job = await self.services.jobs.get(job_id)
+                    if job.status.is_terminal:
+                        return job
+                    if runner.done():
+                        runner.result()
+                    await asyncio.sleep(0.02)
+        finally:
+            stop.set()
+            await runner
+
+
+async def make_env(db_url: URL, root: Path) -> AsyncIterator[StoryEnv]:
+    settings = Settings(data_dir=root / "data", config_dir=root / "config")
+    services = build_services(settings, db_url, job_policy=FAST)
+    folder = root / "files"
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        yield StoryEnv(services, folder)
+    finally:
+        await services.aclose()
+
+
+@pytest.fixture
+async def env(db_url: URL, tmp_path: Path, memory_keyring: MemoryKeyring) -> AsyncIterator[StoryEnv]:
+    async for built in make_env(db_url, tmp_path / "a"):
+        yield built
