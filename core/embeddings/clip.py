@@ -55,8 +55,8 @@ def resize_geometry(width: int, height: int, size: int = INPUT_SIZE) -> tuple[in
 
 def crop_box(width: int, height: int, size: int = INPUT_SIZE) -> tuple[int, int, int, int]:
     """torchvision's CenterCrop: offsets rounded half to even from the centred position."""
-    left = int(round((width - size) / 2.0))
-    top = int(round((height - size) / 2.0))
+    left = round((width - size) / 2.0)
+    top = round((height - size) / 2.0)
     return left, top, left + size, top + size
 
 
@@ -94,14 +94,20 @@ class _Graph:
         options.intra_op_num_threads = threads
         options.log_severity_level = 3
         try:
-            session = ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
+            session = ort.InferenceSession(
+                str(path), sess_options=options, providers=["CPUExecutionProvider"]
+            )
         except Exception as exc:  # onnxruntime raises its own untyped errors for damaged files
-            raise EmbeddingError(f"cannot load the CLIP model {path.name}: {exc}. Reinstall it: {INSTALL_HINT}.") from None
+            raise EmbeddingError(
+                f"cannot load the CLIP model {path.name}: {exc}. Reinstall it: {INSTALL_HINT}."
+            ) from None
         outputs = [o.name for o in session.get_outputs()]
         output = next((name for name in wanted_outputs if name in outputs), outputs[0])
         inputs = list(session.get_inputs())
         first_dim = inputs[0].shape[0] if inputs[0].shape else None
-        return cls(session, inputs, output, first_dim if isinstance(first_dim, int) and first_dim > 0 else None)
+        return cls(
+            session, inputs, output, first_dim if isinstance(first_dim, int) and first_dim > 0 else None
+        )
 
     def run(self, first: np.ndarray, extra: dict[str, np.ndarray] | None = None) -> npt.NDArray[np.float32]:
         step = self.fixed_batch or max(len(first), 1)
@@ -189,7 +195,9 @@ class ClipEmbedder:
                 mask = np.arange(ids.shape[1])[None, :] <= ends[:, None]
                 extra[graph_input.name] = mask.astype(_INT_TYPES.get(graph_input.type, np.int64))
             else:
-                raise EmbeddingError(f"the CLIP text model wants an input PixSim does not know: {graph_input.name}")
+                raise EmbeddingError(
+                    f"the CLIP text model wants an input PixSim does not know: {graph_input.name}"
+                )
         return self._text.run(ids.astype(self._text_type), extra)
 
 

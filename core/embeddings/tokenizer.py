@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import html
+import itertools
 import json
 import re
 from collections.abc import Sequence
@@ -42,7 +43,11 @@ _SPACES = re.compile(r"\s+")
 def bytes_to_unicode() -> dict[int, str]:
     """Each byte as a printable character: bytes that are printable stand for themselves, the others
     (controls, space, ...) are shifted past U+0100. BPE then works on strings with no whitespace."""
-    printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
+    printable = [
+        *range(ord("!"), ord("~") + 1),
+        *range(ord("¡"), ord("¬") + 1),
+        *range(ord("®"), ord("ÿ") + 1),
+    ]
     mapping: dict[int, str] = {b: chr(b) for b in printable}
     shift = 0
     for b in range(256):
@@ -62,7 +67,9 @@ class ClipTokenizer:
     def __init__(self, vocab: dict[str, int], merges: Sequence[tuple[str, str]]) -> None:
         for special in (START, END):
             if special not in vocab:
-                raise EmbeddingError(f"the CLIP vocabulary has no {special} token: the model files are damaged")
+                raise EmbeddingError(
+                    f"the CLIP vocabulary has no {special} token: the model files are damaged"
+                )
         self.vocab = vocab
         self.ranks = {pair: rank for rank, pair in enumerate(merges)}
         self.start_id = vocab[START]
@@ -76,7 +83,9 @@ class ClipTokenizer:
             vocab = json.loads(vocab_path.read_text(encoding="utf-8"))
             lines = merges_path.read_text(encoding="utf-8").splitlines()
         except (OSError, UnicodeDecodeError, ValueError) as exc:
-            raise EmbeddingError(f"cannot read the CLIP tokenizer files in {vocab_path.parent}: {exc}") from None
+            raise EmbeddingError(
+                f"cannot read the CLIP tokenizer files in {vocab_path.parent}: {exc}"
+            ) from None
         if not isinstance(vocab, dict) or not all(isinstance(v, int) for v in vocab.values()):
             raise EmbeddingError(f"{vocab_path} is not a CLIP vocabulary (token -> id)")
         merges: list[tuple[str, str]] = []
@@ -96,7 +105,7 @@ class ClipTokenizer:
             return cached
         symbols = [*word[:-1], word[-1] + END_OF_WORD]
         while len(symbols) > 1:
-            pairs = {(a, b) for a, b in zip(symbols, symbols[1:], strict=False)}
+            pairs = {(a, b) for a, b in itertools.pairwise(symbols)}
             best = min(pairs, key=lambda pair: self.ranks.get(pair, len(self.ranks)))
             if best not in self.ranks:
                 break
@@ -124,7 +133,9 @@ class ClipTokenizer:
             for symbol in self.bpe(word):
                 token = self.vocab.get(symbol)
                 if token is None:
-                    raise EmbeddingError(f"the CLIP vocabulary lacks the token {symbol!r}: the model files do not match")
+                    raise EmbeddingError(
+                        f"the CLIP vocabulary lacks the token {symbol!r}: the model files do not match"
+                    )
                 ids.append(token)
         return ids
 

@@ -78,25 +78,28 @@ def signature(image: Image.Image) -> Vectors:
         (_layout(ycc), WEIGHTS["layout"]),
     )
     parts = [_unit(block) * weight for block, weight in blocks]
-    return l2_normalise(np.concatenate(parts)[None, :])[0]
+    vector: Vectors = np.concatenate(parts).astype(np.float32)[None, :]
+    normalised: Vectors = l2_normalise(vector)[0]
+    return normalised
 
 
-def _unit(block: np.ndarray) -> np.ndarray:
+def _unit(block: Vectors) -> Vectors:
     norm = float(np.linalg.norm(block))
-    return block / norm if norm > 0 else block
+    return block / np.float32(norm) if norm > 0 else block
 
 
-def _colour(hsv: np.ndarray) -> np.ndarray:
+def _colour(hsv: np.ndarray) -> Vectors:
     h = hsv[:, :, 0].astype(np.intp) * HUE_BINS >> 8
     s = hsv[:, :, 1].astype(np.intp) * SAT_BINS >> 8
     v = hsv[:, :, 2].astype(np.intp) * VAL_BINS >> 8
     # Hue is meaningless for greys: they all go to hue bin 0, where saturation bin 0 keeps them apart.
     index = (h * SAT_BINS + s) * VAL_BINS + v
     counts = np.bincount(index.ravel(), minlength=COLOUR_DIMS).astype(np.float32)
-    return np.sqrt(counts / counts.sum())
+    colour: Vectors = np.sqrt(counts / counts.sum())
+    return colour
 
 
-def _texture(luma: np.ndarray) -> np.ndarray:
+def _texture(luma: np.ndarray) -> Vectors:
     gy, gx = np.gradient(luma)
     magnitude = np.hypot(gx, gy)
     angle = np.mod(np.arctan2(gy, gx), np.pi)  # unsigned: an edge and its mirror are the same edge
@@ -116,12 +119,14 @@ def _texture(luma: np.ndarray) -> np.ndarray:
     total = orientations.sum()
     if total > 0:
         orientations = orientations / total
-    return np.concatenate([np.sqrt(orientations), energy.ravel() / 255.0]).astype(np.float32)
+    texture: Vectors = np.concatenate([np.sqrt(orientations), energy.ravel() / 255.0]).astype(np.float32)
+    return texture
 
 
-def _layout(ycc: np.ndarray) -> np.ndarray:
+def _layout(ycc: np.ndarray) -> Vectors:
     cell = SIDE // LAYOUT_GRID
     means = ycc.reshape(LAYOUT_GRID, cell, LAYOUT_GRID, cell, 3).mean(axis=(1, 3))
     # Centred on mid-grey so that cosine compares where things are light/dark and which hue they
     # lean to, not merely that all pixel values are positive.
-    return ((means - 128.0) / 128.0).ravel().astype(np.float32)
+    layout: Vectors = ((means - 128.0) / 128.0).ravel().astype(np.float32)
+    return layout

@@ -103,5 +103,5 @@ def test_missing_model_says_how_to_install_it(tmp_path: Path) -> None:
 def test_a_damaged_graph_is_a_clear_error(tmp_path: Path) -> None:
     write_model(tmp_path)
     (tmp_path / clip.IMAGE_GRAPH).write_bytes(b"not an onnx file")
-    with pytest.raises(EmbeddingError, match="image.onnx.*Reinstall"):
+    with pytest.raises(EmbeddingError, match=r"image\.onnx.*Reinstall"):
         clip.ClipEmbedder.load(tmp_path)
