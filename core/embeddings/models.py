@@ -59,9 +59,9 @@ class ModelSpec:
     files: tuple[ModelFile, ...]
 
     @property
-    def download_size(self) -> int | None:
-        sizes = [f.size for f in self.files]
-        return None if None in sizes else sum(s for s in sizes if s is not None)
+    def download_size(self) -> int:
+        """Bytes to download, as far as known (files without a recorded size are small)."""
+        return sum(f.size for f in self.files if f.size is not None)
 
 
 # CLIP ViT-B/32 with OpenAI's original weights, exported to ONNX from OpenAI's ``clip`` package

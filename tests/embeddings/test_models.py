@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import hashlib
+import io
 import itertools
 import json
 from collections.abc import AsyncIterator
@@ -14,6 +16,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from app import models_cli
+from app.progress import ProgressBar
+from app.settings import Settings
 from core.embeddings import clip, models
 from core.embeddings.base import EmbeddingError
 from core.embeddings.models import CLIP_VIT_B32, InstallProgress, ModelFile, install_model
@@ -22,6 +27,7 @@ from core.errors import ContentMismatch, TransferCancelled
 from core.net.http import SafeHttp
 from core.net.policy import UrlPolicy
 from core.net.retry import RetryPolicy
+from core.text import human_bytes
 from tests.embeddings.tiny_clip import write_model
 from tests.fakes.http_server import FakeHttpServer, Slow
 
@@ -191,3 +197,43 @@ def test_the_published_clip_files_are_pinned_and_hashed() -> None:
         assert file.url.startswith("https://huggingface.co/rocca/openai-clip-js/resolve/a94bb74fd43b")
         assert file.sha256 is not None and len(file.sha256) == 64 and file.size
     assert all(f.url.startswith("https://") for f in CLIP_VIT_B32.files)
+
+
+async def test_cli_installs_with_a_progress_bar_lists_and_removes(
+    tmp_path: Path,
+    server: FakeHttpServer,
+    http: SafeHttp,
+    published: dict[str, bytes],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    settings = Settings(data_dir=tmp_path / "data", config_dir=tmp_path / "config")
+    out, bar_stream = io.StringIO(), io.StringIO()
+    code = await models_cli.install(serve(server, published), settings, ProgressBar(bar_stream), out, http)
+    assert code == 0
+    bar = bar_stream.getvalue()
+    assert "downloading" in bar and "done" in bar
+    assert "installed in" in bar and "vocab.json, merges.txt have no published hash" in out.getvalue()
+
+    models_cli.print_models(settings, out := io.StringIO())
+    listing = out.getvalue()
+    assert "visual-signature  built in" in listing and "clip" in listing and "installed," in listing
+    assert "not verified by a published hash: vocab.json, merges.txt" in listing
+
+    args = argparse.Namespace(models_command="remove", name="clip")
+    assert models_cli.run_models_command(args, settings) == 0
+    assert models_cli.run_models_command(args, settings) == 1
+    models_cli.print_models(settings, out := io.StringIO())
+    size = human_bytes(351_468_764 + 254_069_585)
+    assert f"not installed (about {size} to download); run `pixsim models install clip`" in out.getvalue()
+
+
+async def test_cli_reports_a_failed_install(
+    tmp_path: Path, server: FakeHttpServer, http: SafeHttp, published: dict[str, bytes]
+) -> None:
+    settings = Settings(data_dir=tmp_path / "data", config_dir=tmp_path / "config")
+    spec = serve(server, published)
+    server.add_file(f"/clip/{clip.IMAGE_GRAPH}", b"x" * len(published[clip.IMAGE_GRAPH]))
+    bar_stream = io.StringIO()
+    assert await models_cli.install(spec, settings, ProgressBar(bar_stream), io.StringIO(), http) == 2
+    assert "failed" in bar_stream.getvalue() and "does not match" in bar_stream.getvalue()
+    assert not models.is_installed(settings.data_dir, "clip")
