@@ -12,7 +12,7 @@ import re
 import time
 import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from datetime import datetime
 from typing import Any
 
@@ -33,6 +33,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import joinedload
+from sqlalchemy.sql.util import ClauseAdapter
 
 from core.db.enums import (
     ContentDomain,
@@ -193,6 +194,11 @@ class LibraryQuery:
     sort: SortOrder = SortOrder.NEWEST
     # The user's setting, passed by the UI; never saved with a search (see ``to_json``).
     include_age_restricted: bool = False
+    # View options, not saved with a search either. Stacking shows one card per group of
+    # near-duplicates (core.embeddings.duplicates): the best-quality, then oldest, member that passes
+    # the other filters, with ``AssetCard.stack_size``. ``duplicate_group`` lists one stack's members.
+    stack_duplicates: bool = False
+    duplicate_group: int | None = None
 
     def __post_init__(self) -> None:
         # Accept any iterable (lists from JSON or widgets) but store frozensets, so the query hashes.
@@ -308,6 +314,8 @@ class AssetCard:
     age_restricted: bool
     sync_status: SyncStatus
     providers: tuple[str, ...]
+    duplicate_group_id: int | None = None  # near-duplicates share it (expand: LibraryQuery.duplicate_group)
+    stack_size: int = 1  # with stack_duplicates: members of this card's stack that pass the filters
 
     @property
     def is_age_gated(self) -> bool:
@@ -537,6 +545,7 @@ _CARD_COLUMNS = (
     Asset.content_rating,
     Asset.age_restricted,
     Asset.sync_status,
+    Asset.duplicate_group_id,
 )
 
 # Same expression as the ix_assets_sort_name index (core.db.models.asset.NAME_SORT_SQL).
@@ -595,7 +604,33 @@ def _conditions(
         # Assets marked not searchable stay browsable but are never found by words.
         terms.append(Asset.searchable.is_(True))
         terms.append(Asset.search_vector.bool_op("@@")(tsq))
+    if query.duplicate_group is not None:
+        terms.append(Asset.duplicate_group_id == query.duplicate_group)
+    elif query.stack_duplicates:
+        terms.append(_stack_term(terms))
     return terms
+
+
+def _stack_term(terms: Sequence[ColumnElement[bool]]) -> ColumnElement[bool]:
+    """Keep assets in no group, and of each group the representative among the members that pass
+    the same filters (``terms`` rewritten onto an alias): a filter never hides a whole stack just
+    because its best member does not match. Walks ``ix_assets_duplicate_group_id`` per grouped row,
+    so the grid's sort index is still used."""
+    member = Asset.__table__.alias("stack_member")
+    adapter = ClauseAdapter(member)
+    best = (
+        select(member.c.id)
+        .where(member.c.duplicate_group_id == Asset.duplicate_group_id, *(adapter.traverse(t) for t in terms))
+        .order_by(
+            (member.c.width * member.c.height).desc().nulls_last(),
+            member.c.file_size_bytes.desc().nulls_last(),
+            member.c.created_at.asc(),
+            member.c.id.asc(),
+        )
+        .limit(1)
+        .scalar_subquery()
+    )
+    return or_(Asset.duplicate_group_id.is_(None), Asset.id == best)
 
 
 def _order_by(query: LibraryQuery) -> list[ColumnElement[Any]]:
@@ -659,6 +694,7 @@ def _card(row: Any, providers: Mapping[int, tuple[str, ...]]) -> AssetCard:
         age_restricted=row.age_restricted,
         sync_status=row.sync_status,
         providers=providers.get(row.id, ()),
+        duplicate_group_id=row.duplicate_group_id,
     )
 
 
@@ -676,6 +712,22 @@ async def _badges(session: AsyncSession, asset_ids: Sequence[int]) -> dict[int, 
     for asset_id, provider_id in (await session.execute(stmt)).all():
         found.setdefault(asset_id, []).append(provider_id)
     return {asset_id: tuple(ids) for asset_id, ids in found.items()}
+
+
+async def _stack_sizes(
+    session: AsyncSession, query: LibraryQuery, user_id: int, rows: Sequence[Any]
+) -> dict[int, int]:
+    """Per duplicate group on the page: how many members pass the query's filters."""
+    groups = sorted({row.duplicate_group_id for row in rows if row.duplicate_group_id is not None})
+    if not groups:
+        return {}
+    unstacked = replace(query, stack_duplicates=False)
+    stmt = (
+        select(Asset.duplicate_group_id, func.count())
+        .where(*_conditions(unstacked, user_id), Asset.duplicate_group_id.in_(groups))
+        .group_by(Asset.duplicate_group_id)
+    )
+    return {group: int(n) for group, n in (await session.execute(stmt)).all() if group is not None}
 
 
 def _link(edge: AssetLineage, card: AssetCard) -> LineageLink:
@@ -774,11 +826,19 @@ class LibraryService:
             raise ValueError("offset must not be negative")
         if limit <= 0:
             return []
-        stmt = search_statement(query, await self.user_id(), offset, limit)
+        user_id = await self.user_id()
+        stmt = search_statement(query, user_id, offset, limit)
         async with self._sessions() as session:
             rows = (await session.execute(stmt)).all()
             badges = await _badges(session, [row.id for row in rows])
-        return [_card(row, badges) for row in rows]
+            sizes = await _stack_sizes(session, query, user_id, rows) if query.stack_duplicates else {}
+        cards = [_card(row, badges) for row in rows]
+        if sizes:
+            cards = [
+                replace(c, stack_size=sizes.get(c.duplicate_group_id, 1)) if c.duplicate_group_id else c
+                for c in cards
+            ]
+        return cards
 
     async def count(self, query: LibraryQuery) -> int:
         stmt = count_statement(query, await self.user_id())
