@@ -27,6 +27,8 @@ from core.providers.base import find_operation
 from core.providers.registry import ProviderRegistry
 from core.providers.spec import Operation, Param, ParamKind
 from core.story.conditions import check_condition
+from core.story.export import ProgressCallback as ExportProgressCallback
+from core.story.export import RuntimeImport, export_runtime, export_twee, import_runtime
 from core.story.media import cut_video, frame_index, save_frame_png
 from core.story.model import (
     UNSET,
@@ -47,6 +49,7 @@ from core.story.model import (
     VideoStory,
     _Unset,
 )
+from core.story.validate import validate_story
 from core.transfer.service import TransferService
 
 log = logging.getLogger(__name__)
@@ -56,7 +59,7 @@ _DURATION_SLACK = 1e-3
 _TAG_MAX = 120
 _NAME_MAX = 200
 
-ExportProgress = Callable[[float], None]
+ClipProgress = Callable[[float], None]
 
 
 class StoryService:
@@ -543,7 +546,7 @@ class StoryService:
         self,
         clip_id: int,
         *,
-        progress: ExportProgress | None = None,
+        progress: ClipProgress | None = None,
         cancel: asyncio.Event | None = None,
     ) -> int:
         """Cut the clip into its own video file: a new asset, with a lineage edge to the source video
@@ -600,7 +603,7 @@ class StoryService:
         title: str,
         *,
         description: str | None = None,
-        progress: ExportProgress | None = None,
+        progress: ClipProgress | None = None,
         cancel: asyncio.Event | None = None,
         transformation: dict[str, Any] | None = None,
     ) -> int:
@@ -638,8 +641,6 @@ class StoryService:
 
     async def validate(self, video_id: int) -> list[Problem]:
         """Everything wrong with the video's story, errors first: what an export or a game would trip on."""
-        from core.story.validate import validate_story
-
         graph = await self.playthrough(video_id)
         return validate_story(graph, video_id)
 
@@ -678,6 +679,28 @@ class StoryService:
                     if asset.media_type is not MediaType.VIDEO:
                         graph.assets[asset.id] = _story_asset(asset)
         return graph
+
+    # -- export and import --------------------------------------------------------------------------
+
+    async def export_runtime(
+        self,
+        root_video_id: int,
+        dest_dir: Path,
+        *,
+        progress: ExportProgressCallback | None = None,
+        cancel: asyncio.Event | None = None,
+    ) -> Path:
+        """The story from ``root_video_id`` as ``dest_dir/story.json`` with its videos beside it."""
+        graph = await self.playthrough(root_video_id)
+        return await export_runtime(graph, dest_dir, self._transfers.ensure_local, progress, cancel)
+
+    async def import_runtime(self, path: Path, *, cancel: asyncio.Event | None = None) -> RuntimeImport:
+        """An exported story (its folder or story.json) into this library; see core.story.export."""
+        return await import_runtime(path, self._sessions, self._importer, cancel)
+
+    async def export_twee(self, root_video_id: int) -> str:
+        """The story from ``root_video_id`` as Twee 3 source (Twine)."""
+        return export_twee(await self.playthrough(root_video_id))
 
     # -- loading helpers -----------------------------------------------------------------------------
 

@@ -296,7 +296,11 @@ async def test_export_clip_cuts_a_real_file_with_lineage(env: StoryEnv) -> None:
     cut = await env.services.transfers.ensure_local(asset_id)
     assert probe(cut).frame_count in (None, 12)
     want, got = frame_at(source, 0.5).getpixel((32, 24)), frame_at(cut, 0.0).getpixel((32, 24))
+    assert isinstance(want, tuple) and isinstance(got, tuple)
     assert all(abs(a - b) <= 6 for a, b in zip(want, got, strict=True)), (want, got)
+    # …and not the picture of the source's first frame (the tiny video fades between two colours).
+    first = frame_at(source, 0.0).getpixel((32, 24))
+    assert isinstance(first, tuple) and max(abs(a - b) for a, b in zip(first, got, strict=True)) > 6
 
 
 async def test_a_cancelled_clip_export_keeps_nothing(env: StoryEnv) -> None:
