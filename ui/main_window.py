@@ -33,6 +33,7 @@ from PySide6.QtWidgets import (
 )
 
 from core.library import AssetCard, LibraryQuery, LibraryService
+from core.lineage_graph import LineageGraphService
 from core.providers.base import ProviderReference, SupportsGenerate, SupportsUpload
 from resources import resource_path
 from ui.activity import ActivityModel, ActivityPanel, ActivityRow, CoreEvents
@@ -43,6 +44,7 @@ from ui.filter_bar import FilterBar
 from ui.generate_dialog import GenerateDialog, GenerateRequest, InputAsset, ProviderChoice
 from ui.inspector import Inspector
 from ui.library_grid import THUMB_BOX, AssetGridModel, AssetGridView
+from ui.lineage_view import LineageView
 from ui.providers_dock import ProvidersPanel, ProviderTarget, ProviderTargetsModel
 from ui.settings_dialog import ProviderOption, SettingsDialog, SettingsValues
 from ui.thumbnail_cache import ThumbnailCache
@@ -147,6 +149,14 @@ class MainWindow(QMainWindow):
         self.activity_dock = self._dock(
             "Transfers and Jobs", "activityDock", self.activity_panel, Qt.DockWidgetArea.BottomDockWidgetArea
         )
+        # The lineage graph follows the grid's selection; it shares the grid's thumbnail cache.
+        self.lineage_view = LineageView(bridge, cache=cache)
+        self.lineage_view.include_age_restricted = include_gated
+        self.lineage_dock = self._dock(
+            "Lineage", "lineageDock", self.lineage_view, Qt.DockWidgetArea.BottomDockWidgetArea
+        )
+        self.tabifyDockWidget(self.activity_dock, self.lineage_dock)
+        self.activity_dock.raise_()
 
         # Status bar.
         self.database_label = QLabel(f"Database: {database_description}")
@@ -192,6 +202,8 @@ class MainWindow(QMainWindow):
         self.asset_view.visible_rows_changed.connect(self.asset_model.keep_requests_near)
         self.asset_view.doubleClicked.connect(lambda index: self.inspector_dock.show())
         self.inspector.navigate_requested.connect(self.reveal_asset)
+        self.lineage_view.asset_selected.connect(self.reveal_asset)
+        self.lineage_view.asset_activated.connect(self.reveal_asset)
         self.inspector.asset_changed.connect(lambda _: self._reload_timer.start())
         self.inspector.assets_changed.connect(lambda _: self._reload_timer.start())
         self.targets_model.push_requested.connect(self.push_assets)
@@ -208,7 +220,10 @@ class MainWindow(QMainWindow):
     def attach_services(self, services: WindowServices) -> None:
         """The core services are up: providers, jobs, transfers, imports and thumbnails come alive."""
         self.services = services
-        self.asset_model.set_loader(CoreThumbnails(services.transfers.store, services.thumbnails, THUMB_BOX))
+        thumbnails = CoreThumbnails(services.transfers.store, services.thumbnails, THUMB_BOX)
+        self.asset_model.set_loader(thumbnails)
+        self.lineage_view.set_loader(thumbnails)
+        self.lineage_view.set_service(LineageGraphService(services.sessions))
         # Core events arrive on the core thread; the signals queue them to this one.
         services.transfers.events.subscribe(self.events.transfer_did_progress.emit)
         services.jobs.events.subscribe(self.events.job_did_change.emit)
@@ -317,6 +332,7 @@ class MainWindow(QMainWindow):
         elif len(cards) == 1:
             self.inspector.show_asset(cards[0].id)
             self.inspector.set_preview(self.asset_model.cache.get((cards[0].id, "thumb")), cards[0].id)
+            self.lineage_view.show_asset(cards[0].id)
         else:
             self.inspector.show_many([c.id for c in cards])
 
@@ -619,6 +635,7 @@ class MainWindow(QMainWindow):
         self._settings = values
         self.filter_bar.set_age_gate(values.show_age_restricted)
         self.inspector.set_include_age_restricted(values.show_age_restricted)
+        self.lineage_view.set_include_age_restricted(values.show_age_restricted)
         self.settings_changed.emit(values)
 
     # -- menus ------------------------------------------------------------------------------------
@@ -678,7 +695,7 @@ class MainWindow(QMainWindow):
         create_menu = self.menuBar().addMenu("&Create")
         create_menu.addAction(self.generate_action)
         view_menu = self.menuBar().addMenu("&View")
-        for dock in (self.providers_dock, self.inspector_dock, self.activity_dock):
+        for dock in (self.providers_dock, self.inspector_dock, self.activity_dock, self.lineage_dock):
             view_menu.addAction(dock.toggleViewAction())
         status_action = QAction("&Status Bar", self, checkable=True, checked=True)
         status_action.toggled.connect(self.statusBar().setVisible)
