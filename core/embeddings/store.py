@@ -302,11 +302,12 @@ class EmbeddingStore:
                 or 0
             )
 
-    async def assets_without_vectors(self, model_id: int, limit: int) -> list[int]:
-        """Assets (images and videos, oldest first) that have no vector for this model."""
+    async def assets_without_vectors(self, model_id: int, limit: int, *, after: int = 0) -> list[int]:
+        """Assets (images and videos, by id, ids above ``after``) that have no vector for this model."""
         stmt = (
             select(Asset.id)
             .where(
+                Asset.id > after,
                 Asset.media_type.in_(["image", "video"]),
                 ~select(Embedding.id)
                 .where(Embedding.asset_id == Asset.id, Embedding.model_id == model_id)
@@ -318,14 +319,15 @@ class EmbeddingStore:
         async with self._sessions() as session:
             return list(await session.scalars(stmt))
 
-    async def segments_without_vectors(self, model_id: int, limit: int) -> list[int]:
+    async def segments_without_vectors(self, model_id: int, limit: int, *, after: int = 0) -> list[int]:
         S = AssetTemporalSegment
         stmt = (
             select(S.id)
             .where(
+                S.id > after,
                 ~select(Embedding.id)
                 .where(Embedding.segment_id == S.id, Embedding.model_id == model_id)
-                .exists()
+                .exists(),
             )
             .order_by(S.id)
             .limit(limit)
