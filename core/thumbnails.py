@@ -175,6 +175,26 @@ def render_scrub_strip(source: Path, count: int = SCRUB_FRAMES, size: int = THUM
         raise _damaged(source, exc) from None
 
 
+def render_frame(source: Path, t_sec: float, size: int = THUMBNAIL_SIZE) -> Image.Image:
+    """The video's frame shown at ``t_sec`` seconds (the first starting at or after it; the last frame past
+    the end), as displayed (pixel aspect, rotation), fitted inside ``size`` × ``size``. Segment keyframes
+    are re-made with it when their stored picture is gone."""
+    _check_size(size)
+    if not math.isfinite(t_sec) or t_sec < 0:
+        raise ValueError(f"a frame time must be 0 or more seconds, got {t_sec}")
+    source = Path(source)
+    _check_file(source)
+    try:
+        with _open_video(source) as (container, stream):
+            for frame in _frames_at(container, stream, [t_sec]):
+                return _frame_image(stream, frame, _fit(_display_size(stream, frame), size))
+    except MediaError:
+        raise
+    except _RENDER_ERRORS as exc:
+        raise _damaged(source, exc) from None
+    raise MediaError(f"Cannot make a thumbnail of {source}: no frame could be decoded.")
+
+
 def _check_size(size: int) -> None:
     if size < 16:
         raise ValueError(f"a thumbnail is at least 16 px, got {size}")

@@ -199,7 +199,7 @@ def test_a_video_whose_frames_are_damaged_says_so(tmp_path: Path) -> None:
     data = bytearray(video.read_bytes())
     # Overwrite the coded pictures (the mdat box's payload), keeping the index intact.
     start = data.index(b"mdat") + 4
-    data[start : start + len(data) // 2] = bytes(len(data) // 2)
+    data[start : start + len(data) // 2] = bytes(len(data[start : start + len(data) // 2]))
     video.write_bytes(bytes(data))
     with pytest.raises(MediaError, match=r"scrambled\.mp4"):
         detect_scenes(video)
