@@ -1,0 +1,387 @@
+"""Undo/redo for story edits: one ``QUndoCommand`` per edit, run through the core loop one at a time.
+
+An edit is first done (and checked) by the story service; only an edit that succeeded is pushed, so a
+refused edit never enters the stack and writes nothing. Undo and redo then call the service again, in
+order (``StoryOps`` serialises them on the core loop). Undoing a delete re-creates the row with a new
+id; ``IdMap`` keeps every command's original ids pointing at the current rows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
+
+from PySide6.QtGui import QUndoCommand
+
+from core.story.model import Branch, Clip, Variant
+from ui.bridge import CoreBridge
+
+if TYPE_CHECKING:
+    from core.story.service import StoryService
+
+T = TypeVar("T")
+Kind = Literal["branch", "variant", "clip"]
+
+
+class IdMap:
+    """Original id → current id, per kind of row (rows re-created by undo get new ids)."""
+
+    def __init__(self) -> None:
+        self._moved: dict[tuple[Kind, int], int] = {}
+
+    def current(self, kind: Kind, original: int) -> int:
+        seen: set[int] = set()
+        now = original
+        while (kind, now) in self._moved and now not in seen:
+            seen.add(now)
+            now = self._moved[(kind, now)]
+        return now
+
+    def moved(self, kind: Kind, old: int, new: int) -> None:
+        if old != new:
+            self._moved[(kind, old)] = new
+
+    def branch_restored(self, old: Branch, new: Branch) -> None:
+        self.moved("branch", old.id, new.id)
+        for before, after in zip(old.variants, new.variants, strict=False):
+            self.moved("variant", before.id, after.id)
+
+
+class StoryOps:
+    """Runs story edits on the core loop strictly one after another, results back on the GUI thread."""
+
+    def __init__(self, bridge: CoreBridge, service: StoryService) -> None:
+        self.bridge = bridge
+        self.service = service
+        self.ids = IdMap()
+        self._lock = asyncio.Lock()  # binds to the core loop on first use
+        self.pending = 0
+
+    def run(
+        self,
+        make: Callable[[], Awaitable[T]],
+        on_done: Callable[[T], None],
+        on_error: Callable[[BaseException], None],
+    ) -> None:
+        """``make`` is called on the core loop when the previous edit has finished (ids are current then)."""
+        self.pending += 1
+
+        async def serial() -> T:
+            async with self._lock:
+                return await make()
+
+        def done(result: T) -> None:
+            self.pending -= 1
+            on_done(result)
+
+        def failed(error: BaseException) -> None:
+            self.pending -= 1
+            on_error(error)
+
+        self.bridge.call(serial(), done, failed)
+
+
+class EditorHooks(Protocol):
+    """What commands need from the editor window."""
+
+    ops: StoryOps
+
+    def story_changed(self, focus: tuple[Kind, int] | None = None) -> None: ...
+
+    def edit_failed(self, error: BaseException) -> None: ...
+
+
+class StoryCommand(QUndoCommand):
+    """An edit already done once: the stack's first ``redo`` (on push) does nothing."""
+
+    kind: Kind = "branch"
+
+    def __init__(self, editor: EditorHooks, text: str) -> None:
+        super().__init__(text)
+        self.editor = editor
+        self._first = True
+
+    @property
+    def ops(self) -> StoryOps:
+        return self.editor.ops
+
+    def redo(self) -> None:
+        if self._first:
+            self._first = False
+            return
+        self._run(self._apply)
+
+    def undo(self) -> None:
+        self._run(self._revert)
+
+    def _run(self, step: Callable[[], Awaitable[int | None]]) -> None:
+        def done(focus_id: int | None) -> None:
+            self.editor.story_changed((self.kind, focus_id) if focus_id is not None else None)
+
+        self.ops.run(step, done, self.editor.edit_failed)
+
+    def _id(self, kind: Kind, original: int) -> int:
+        return self.ops.ids.current(kind, original)
+
+    async def _apply(self) -> int | None:
+        raise NotImplementedError
+
+    async def _revert(self) -> int | None:
+        raise NotImplementedError
+
+
+# -- branches ------------------------------------------------------------------------------------------
+
+
+class _BranchPresence(StoryCommand):
+    """Add or delete one branch (with its variants)."""
+
+    def __init__(self, editor: EditorHooks, branch: Branch, text: str, *, adding: bool) -> None:
+        super().__init__(editor, text)
+        self.branch = branch  # as it was when it existed
+        self.adding = adding
+
+    async def _create(self) -> int:
+        fresh = replace(self.branch, id=self._id("branch", self.branch.id))
+        restored = await self.ops.service.restore_branch(fresh)
+        self.ops.ids.branch_restored(self.branch, restored)
+        return self.branch.id
+
+    async def _remove(self) -> None:
+        removed = await self.ops.service.delete_branch(self._id("branch", self.branch.id))
+        # Keep the original ids as the key; the content is what was deleted.
+        self.branch = replace(
+            removed,
+            id=self.branch.id,
+            variants=tuple(
+                replace(v, id=old.id, branch_id=self.branch.id)
+                for v, old in zip(removed.variants, self.branch.variants, strict=False)
+            )
+            + removed.variants[len(self.branch.variants) :],
+        )
+
+    async def _apply(self) -> int | None:
+        if self.adding:
+            return await self._create()
+        await self._remove()
+        return None
+
+    async def _revert(self) -> int | None:
+        if self.adding:
+            await self._remove()
+            return None
+        return await self._create()
+
+
+class AddBranch(_BranchPresence):
+    def __init__(self, editor: EditorHooks, branch: Branch) -> None:
+        super().__init__(editor, branch, f"Add branch “{branch.name}”", adding=True)
+
+
+class DeleteBranch(_BranchPresence):
+    def __init__(self, editor: EditorHooks, branch: Branch) -> None:
+        super().__init__(editor, branch, f"Delete branch “{branch.name}”", adding=False)
+
+
+class UpdateBranch(StoryCommand):
+    """Change some fields of a branch (moving it is changing ``time_sec``)."""
+
+    def __init__(
+        self,
+        editor: EditorHooks,
+        branch_id: int,
+        before: Mapping[str, Any],
+        after: Mapping[str, Any],
+        text: str,
+    ) -> None:
+        super().__init__(editor, text)
+        self.branch_id = branch_id
+        self.before = dict(before)
+        self.after = dict(after)
+
+    async def _apply(self) -> int | None:
+        await self.ops.service.update_branch(self._id("branch", self.branch_id), **self.after)
+        return self.branch_id
+
+    async def _revert(self) -> int | None:
+        await self.ops.service.update_branch(self._id("branch", self.branch_id), **self.before)
+        return self.branch_id
+
+
+# -- variants ------------------------------------------------------------------------------------------
+
+
+class _VariantPresence(StoryCommand):
+    kind: Kind = "variant"
+
+    def __init__(self, editor: EditorHooks, variant: Variant, text: str, *, adding: bool) -> None:
+        super().__init__(editor, text)
+        self.variant = variant
+        self.adding = adding
+
+    async def _create(self) -> int:
+        fresh = replace(self.variant, branch_id=self._id("branch", self.variant.branch_id))
+        restored = await self.ops.service.restore_variant(fresh)
+        self.ops.ids.moved("variant", self.variant.id, restored.id)
+        return self.variant.id
+
+    async def _remove(self) -> None:
+        removed = await self.ops.service.delete_variant(self._id("variant", self.variant.id))
+        self.variant = replace(removed, id=self.variant.id, branch_id=self.variant.branch_id)
+
+    async def _apply(self) -> int | None:
+        if self.adding:
+            return await self._create()
+        await self._remove()
+        return None
+
+    async def _revert(self) -> int | None:
+        if self.adding:
+            await self._remove()
+            return None
+        return await self._create()
+
+
+class AddVariant(_VariantPresence):
+    def __init__(self, editor: EditorHooks, variant: Variant) -> None:
+        super().__init__(editor, variant, f"Add variant “{variant.name}”", adding=True)
+
+
+class DeleteVariant(_VariantPresence):
+    def __init__(self, editor: EditorHooks, variant: Variant) -> None:
+        super().__init__(editor, variant, f"Remove variant “{variant.name}”", adding=False)
+
+
+class UpdateVariant(StoryCommand):
+    kind: Kind = "variant"
+
+    def __init__(
+        self,
+        editor: EditorHooks,
+        variant_id: int,
+        before: Mapping[str, Any],
+        after: Mapping[str, Any],
+        text: str,
+    ) -> None:
+        super().__init__(editor, text)
+        self.variant_id = variant_id
+        self.before = dict(before)
+        self.after = dict(after)
+
+    async def _apply(self) -> int | None:
+        await self.ops.service.update_variant(self._id("variant", self.variant_id), **self.after)
+        return self.variant_id
+
+    async def _revert(self) -> int | None:
+        await self.ops.service.update_variant(self._id("variant", self.variant_id), **self.before)
+        return self.variant_id
+
+
+class ReorderVariants(StoryCommand):
+    def __init__(
+        self, editor: EditorHooks, branch_id: int, before: Sequence[int], after: Sequence[int]
+    ) -> None:
+        super().__init__(editor, "Reorder variants")
+        self.branch_id = branch_id
+        self.before = list(before)
+        self.after = list(after)
+
+    async def _order(self, ids: Sequence[int]) -> int:
+        current = [self._id("variant", v) for v in ids]
+        await self.ops.service.reorder_variants(self._id("branch", self.branch_id), current)
+        return self.branch_id
+
+    async def _apply(self) -> int | None:
+        return await self._order(self.after)
+
+    async def _revert(self) -> int | None:
+        return await self._order(self.before)
+
+
+class SetDefaultVariant(StoryCommand):
+    def __init__(self, editor: EditorHooks, branch_id: int, before: int | None, after: int | None) -> None:
+        super().__init__(editor, "Change the default variant")
+        self.branch_id = branch_id
+        self.before = before
+        self.after = after
+
+    async def _set(self, variant: int | None) -> int:
+        current = self._id("variant", variant) if variant is not None else None
+        await self.ops.service.set_default_variant(self._id("branch", self.branch_id), current)
+        return self.branch_id
+
+    async def _apply(self) -> int | None:
+        return await self._set(self.after)
+
+    async def _revert(self) -> int | None:
+        return await self._set(self.before)
+
+
+# -- clips ---------------------------------------------------------------------------------------------
+
+
+class _ClipPresence(StoryCommand):
+    kind: Kind = "clip"
+
+    def __init__(self, editor: EditorHooks, clip: Clip, text: str, *, adding: bool) -> None:
+        super().__init__(editor, text)
+        self.clip = clip
+        self.adding = adding
+
+    async def _create(self) -> int:
+        restored = await self.ops.service.restore_clip(self.clip)
+        self.ops.ids.moved("clip", self.clip.id, restored.id)
+        return self.clip.id
+
+    async def _remove(self) -> None:
+        removed = await self.ops.service.delete_clip(self._id("clip", self.clip.id))
+        self.clip = replace(removed, id=self.clip.id)
+
+    async def _apply(self) -> int | None:
+        if self.adding:
+            return await self._create()
+        await self._remove()
+        return None
+
+    async def _revert(self) -> int | None:
+        if self.adding:
+            await self._remove()
+            return None
+        return await self._create()
+
+
+class AddClip(_ClipPresence):
+    def __init__(self, editor: EditorHooks, clip: Clip) -> None:
+        super().__init__(editor, clip, f"Add clip “{clip.name}”", adding=True)
+
+
+class DeleteClip(_ClipPresence):
+    def __init__(self, editor: EditorHooks, clip: Clip) -> None:
+        super().__init__(editor, clip, f"Delete clip “{clip.name}”", adding=False)
+
+
+class UpdateClip(StoryCommand):
+    kind: Kind = "clip"
+
+    def __init__(
+        self,
+        editor: EditorHooks,
+        clip_id: int,
+        before: Mapping[str, Any],
+        after: Mapping[str, Any],
+        text: str,
+    ) -> None:
+        super().__init__(editor, text)
+        self.clip_id = clip_id
+        self.before = dict(before)
+        self.after = dict(after)
+
+    async def _apply(self) -> int | None:
+        await self.ops.service.update_clip(self._id("clip", self.clip_id), **self.after)
+        return self.clip_id
+
+    async def _revert(self) -> int | None:
+        await self.ops.service.update_clip(self._id("clip", self.clip_id), **self.before)
+        return self.clip_id
