@@ -49,11 +49,12 @@ def _parser() -> argparse.ArgumentParser:
 
     sub.add_parser("info", help="print settings, paths and the database in use")
 
-    from app import demo_cli, import_cli, jobs_cli
+    from app import demo_cli, import_cli, jobs_cli, story_cli
 
     import_cli.add_parsers(sub)
     demo_cli.add_parsers(sub)
     jobs_cli.add_parsers(sub)
+    story_cli.add_parsers(sub)
     return parser
 
 
@@ -100,6 +101,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from app.jobs_cli import run_jobs_command
 
             return run_jobs_command(args, settings)
+        if args.command == "story":
+            from app.story_cli import run_story_command
+
+            return run_story_command(args, settings)
     except PixSimError as exc:
         print(f"pixsim: error: {exc}", file=sys.stderr)
         return 2
