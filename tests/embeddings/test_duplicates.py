@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -139,3 +140,35 @@ async def test_the_grid_stacks_each_group_into_its_best_member_and_deletes_nothi
     members = await library.search(LibraryQuery(duplicate_group=min(shelf.sunset)))
     assert sorted(c.id for c in members) == shelf.sunset
     assert await library.count(LibraryQuery()) == 17
+
+
+async def test_indexed_with_the_visual_signature_re_encodes_stack_and_distinct_pictures_do_not(
+    sessions: async_sessionmaker[AsyncSession], tmp_path: Path
+) -> None:
+    """End to end: real files, the built-in visual signature embedder, the indexer, the groups."""
+    from core.embeddings.indexer import Indexer
+    from core.embeddings.visual import VisualSignatureEmbedder
+
+    originals = [picture(40 + i, (480, 360)) for i in range(6)]
+    variants = {0: jpeg(originals[0].resize((240, 180)), 50), 3: jpeg(originals[3], 30)}
+    paths: dict[int, Path] = {}
+    async with sessions() as session, session.begin():
+        for image in [*originals, *variants.values()]:
+            asset = await add_asset(
+                session, media_type=MediaType.IMAGE, width=image.width, height=image.height
+            )
+            paths[asset.id] = tmp_path / f"{asset.id}.png"
+            image.save(paths[asset.id])
+    ids = list(paths)
+
+    async def local_file(asset_id: int) -> Path:
+        return paths[asset_id]
+
+    store = EmbeddingStore(sessions)
+    embedder = VisualSignatureEmbedder()
+    await Indexer(sessions, store, [embedder], local_file).run_once()
+    model_id = await store.ensure_model(embedder)
+    summary = await duplicates.refresh(sessions, model_id, embedder.dimensions)
+    assert summary.groups == 2
+    groups = await store.near_duplicate_groups(model_id, duplicates.DEFAULT_THRESHOLD)
+    assert groups == [[ids[0], ids[6]], [ids[3], ids[7]]]

@@ -156,3 +156,35 @@ async def test_the_queue_indexes_new_imports_when_notified(
     finally:
         await indexer.stop()
     assert await store.count(await store.ensure_model(embedder)) == 5
+
+
+async def test_videos_are_split_into_scenes_first_and_each_scene_is_embedded(
+    sessions: async_sessionmaker[AsyncSession], files: Files, tmp_path: Path
+) -> None:
+    from core.cache.store import ContentStore
+    from core.segments import SegmentService
+
+    ids = await add_media(sessions, files, images=1, videos=2)
+    store = EmbeddingStore(sessions)
+    embedder = ColourGridEmbedder()
+    async with SegmentService(sessions, files, ContentStore(tmp_path / "store")) as segments:
+        indexer = Indexer(sessions, store, [embedder], files, segments=segments)
+        phases: list[IndexPhase] = []
+        indexer.subscribe(lambda e: phases.append(e.phase))
+        summary = await indexer.run_once()
+        assert summary.analysed == 2
+        assert phases.index(IndexPhase.ANALYSING) < phases.index(IndexPhase.EMBEDDING)
+        scenes = [s for video in ids[1:] for s in await segments.segments(video)]
+    assert scenes, "every analysed video has at least one segment"
+    assert summary.embedded == 3 + len(scenes)
+    model_id = await store.ensure_model(embedder)
+    # A segment's keyframe vector finds that scene, with its video and start time.
+    scene = scenes[0]
+    hits = await store.similar(
+        model_id, await store.vector(model_id, Subject.segment(scene.id)), k=1, include_segments=True
+    )
+    assert (hits[0].segment_id, hits[0].asset_id, hits[0].start_sec) == (
+        scene.id,
+        scene.asset_id,
+        scene.start_sec,
+    )
