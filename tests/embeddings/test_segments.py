@@ -3,7 +3,9 @@ found again through the app's transfer wiring (``ensure_local``), analysed with 
 
 from __future__ import annotations
 
+import argparse
 import asyncio
+import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,7 +16,12 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.segments_cli import run_segments_command
 from app.services import build_transfers
+from app.settings import Settings
+from core.cache.index import CacheIndex
+from core.cache.store import ContentStore
+from core.db.engine import make_async_engine, make_async_session_factory
 from core.db.enums import MediaType, SegmentType
 from core.db.models import AssetTemporalSegment, CacheEntry, Embedding, EmbeddingModel
 from core.errors import CacheError, MediaError
@@ -283,3 +290,61 @@ async def test_a_remote_only_video_without_a_reachable_copy_fails_clearly(
 def test_segment_info_is_a_plain_value() -> None:
     info = SegmentInfo(1, 2, 0.0, 1.5, 0.25, 6, None)
     assert info == SegmentInfo(1, 2, 0.0, 1.5, 0.25, 6, None)
+
+
+# -- the command line -------------------------------------------------------------------------------
+
+
+async def _import_files(url: URL, settings: Settings, paths: list[Path]) -> list[int]:
+    engine = make_async_engine(url)
+    try:
+        sessions = make_async_session_factory(engine)
+        store = ContentStore(settings.effective_cache_dir)
+        report = await ImportService(sessions, store, CacheIndex(sessions, store)).import_paths(paths)
+        return [asset_id for _, asset_id in report.imported]
+    finally:
+        await engine.dispose()
+
+
+def segments_args(*asset_ids: int, all_videos: bool = False, as_json: bool = False) -> argparse.Namespace:
+    return argparse.Namespace(asset_ids=list(asset_ids), all=all_videos, json=as_json)
+
+
+def test_the_segments_command_analyses_videos_and_prints_their_scenes(
+    db_url: URL, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    settings = Settings(
+        data_dir=tmp_path / "data",
+        config_dir=tmp_path / "config",
+        database_url=db_url.render_as_string(hide_password=False),
+    )
+    write_video(tmp_path / "colours.mp4", colour_shots(), size=SIZE, fps=FPS)
+    write_video(tmp_path / "still.mp4", [Shot(1.0, moving(SIZE, 2))], size=SIZE, fps=FPS)
+    (tmp_path / "still.png").write_bytes(tiny_png())
+    colours, still, picture = asyncio.run(
+        _import_files(
+            db_url, settings, [tmp_path / "colours.mp4", tmp_path / "still.mp4", tmp_path / "still.png"]
+        )
+    )
+
+    assert run_segments_command(segments_args(colours), settings) == 0
+    out, err = capsys.readouterr()
+    assert out.splitlines()[0] == f"asset {colours}: 3 scenes"
+    assert out.splitlines()[1].startswith("    1  0:00.00 – 0:01.")
+    assert "scenes 1/1 videos" in err
+
+    assert run_segments_command(segments_args(all_videos=True, as_json=True), settings) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert list(data["analysed"]) == [str(still)], "only the video without scenes"
+    assert data["analysed"][str(still)][0]["start_sec"] == 0.0
+
+    assert run_segments_command(segments_args(all_videos=True), settings) == 0
+    assert capsys.readouterr().out.strip() == "every video already has its scenes"
+
+    assert run_segments_command(segments_args(picture, colours), settings) == 1
+    out, _ = capsys.readouterr()
+    assert f"asset {picture}: not analysed: Asset {picture} is an image: only videos have scenes." in out
+    assert f"asset {colours}: 3 scenes" in out
+
+    assert run_segments_command(segments_args(), settings) == 2
+    assert "or --all" in capsys.readouterr().err
