@@ -84,6 +84,22 @@ def test_a_dissolve_is_not_cut_but_a_cut_after_it_is(tmp_path: Path) -> None:
     assert_covering(scenes, 6.0)
 
 
+def test_a_dip_to_black_between_shots_is_not_cut_mid_way(tmp_path: Path) -> None:
+    video = tmp_path / "dip.mp4"
+    first, second = moving(SIZE, 1), moving(SIZE, 2)
+    write_video(
+        video,
+        [
+            Shot(1.5, first),
+            Shot(1.0, dissolve(first, solid(SIZE, (0, 0, 0)), 1.0)),
+            Shot(1.0, faded_in(second, 1.0)),
+            Shot(1.5, second),
+        ],
+    )
+    (scene,) = detect_scenes(video)
+    assert ImageStat.Stat(scene.keyframe.convert("L")).mean[0] > 40, "the keyframe is no black frame"
+
+
 def test_a_fade_in_from_black_is_one_scene_whose_keyframe_is_not_black(tmp_path: Path) -> None:
     video = tmp_path / "fade_in.mp4"
     write_video(video, [Shot(3.0, faded_in(moving(SIZE, 5), 1.2))])
