@@ -31,7 +31,7 @@ from core.story.playthrough import Playthrough
 from ui.bridge import CoreBridge
 from ui.context import WindowServices
 from ui.story_editor import ERROR_COLOR, InvalidEdit, parse_json_object
-from ui.video_player import VideoPlayer
+from ui.video_player import VideoMeta, VideoPlayer
 
 AUTO_CONTINUE_MS = 900  # how long an automatic (random / conditional) pick is shown before play goes on
 
@@ -66,6 +66,8 @@ class PlaythroughWindow(QMainWindow):
         self.play: Playthrough | None = None
         self.waiting: Branch | None = None  # the branch point play stopped at
         self.ended = False
+        self.closed = False  # answers arriving after close are dropped
+        self.showing_video: int | None = None  # the video the player has open
 
         self.player = VideoPlayer()
         self.breadcrumb = QLabel("Loading the story…")
@@ -133,6 +135,8 @@ class PlaythroughWindow(QMainWindow):
         self._auto.setSingleShot(True)
         self._pending_auto: Variant | None = None
         self._auto.timeout.connect(self._take_auto)
+        self._opening: tuple[int, Path] | None = None
+        self.player.opened.connect(self._video_ready)
         self.player.position_changed.connect(self._position)
         self.player.playing_changed.connect(self._playing_changed)
         self.player.failed.connect(self._fail)
@@ -160,6 +164,10 @@ class PlaythroughWindow(QMainWindow):
             self._fail(exc)
             return
         self.error_label.hide()
+        self._auto.stop()
+        self.player.pause()
+        self._clear_choices()
+        self.waiting = None
         self.play = Playthrough(self.graph, rng=self.rng, state=state)
         self.ended = False
         self._enter_video(self.graph.root_id)
@@ -191,21 +199,37 @@ class PlaythroughWindow(QMainWindow):
     # -- flow --------------------------------------------------------------------------------------
 
     def _loaded(self, graph: StoryGraph) -> None:
+        if self.closed:
+            return
         self.graph = graph
         self.restart()
 
     def _enter_video(self, video_id: int) -> None:
+        self.showing_video = None
         self._update_breadcrumb()
         self.prompt.setText("")
-        self.bridge.call(self.services.transfers.ensure_local(video_id), self._open, self._fail)
+        self.bridge.call(
+            self.services.transfers.ensure_local(video_id),
+            lambda path: self._open(video_id, path),
+            self._fail,
+        )
 
-    def _open(self, path: Path) -> None:
+    def _open(self, video_id: int, path: Path) -> None:
+        if self.closed or self.play is None or self.play.current_video != video_id:
+            return  # restarted or moved on meanwhile
+        self._opening = (video_id, path)
         self.player.open(path, 0.0)
-        if self.autoplay:
-            self.player.opened.connect(self._start_playing, Qt.ConnectionType.SingleShotConnection)
 
-    def _start_playing(self, _: object) -> None:
-        QTimer.singleShot(0, self.player.play)
+    def _video_ready(self, meta: VideoMeta) -> None:
+        if self._opening is None or meta.path != self._opening[1]:
+            return
+        video_id, _ = self._opening
+        self._opening = None
+        if self.play is None or self.play.current_video != video_id:
+            return
+        self.showing_video = video_id
+        if self.autoplay:
+            QTimer.singleShot(0, self.player.play)
 
     def _position(self, _: int, sec: float) -> None:
         if self.play is None or self.waiting is not None or self.ended:
@@ -281,10 +305,13 @@ class PlaythroughWindow(QMainWindow):
         self.breadcrumb.setText("  ›  ".join(self.path_names) or "")
 
     def _fail(self, error: BaseException) -> None:
+        if self.closed:
+            return
         self.error_label.setText(str(error) or type(error).__name__)
         self.error_label.show()
 
     def closeEvent(self, event: Any) -> None:
+        self.closed = True
         self._auto.stop()
         self.player.shutdown()
         super().closeEvent(event)

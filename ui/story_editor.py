@@ -260,6 +260,7 @@ class StoryEditor(QMainWindow):
         self.selected_variant: int | None = None
         self.selected_clip: int | None = None
         self.loading = 0
+        self.closed = False  # answers arriving after close are dropped
         self.last_error = ""
         self.exported: list[int] = []
         self._at_sec = at_sec
@@ -633,6 +634,8 @@ class StoryEditor(QMainWindow):
         self.reload()
 
     def _open_file(self, path: Path) -> None:
+        if self.closed:
+            return
         self.player.open(path, self._at_sec or 0.0)
 
     def _player_opened(self, meta: Any) -> None:
@@ -643,6 +646,8 @@ class StoryEditor(QMainWindow):
         self._accounts = accounts
 
     def _show_story(self, story: VideoStory, problems: list[Problem]) -> None:
+        if self.closed:
+            return
         first = self.story is None
         self.story = story
         self.problems = problems
@@ -837,6 +842,8 @@ class StoryEditor(QMainWindow):
     # -- messages --------------------------------------------------------------------------------
 
     def show_message(self, text: str, *, error: bool = False) -> None:
+        if self.closed:
+            return
         if error:
             self.last_error = text
             self.error_label.setText(text)
@@ -870,6 +877,8 @@ class StoryEditor(QMainWindow):
         """Do ``make`` on the core loop; when it succeeded, push its (already done) command and reload."""
 
         def done(result: T) -> None:
+            if self.closed:
+                return
             self.clear_error()
             self.undo_stack.push(command(result))
             if select is not None:
@@ -1145,6 +1154,8 @@ class StoryEditor(QMainWindow):
         )
 
     def _on_job(self, event: JobEvent) -> None:
+        if self.closed:
+            return
         if self.story is None:
             return
         for branch in self.story.branches:
@@ -1318,8 +1329,10 @@ class StoryEditor(QMainWindow):
         return window
 
     def closeEvent(self, event: QCloseEvent) -> None:
-        self._unsubscribe()
-        self.player.shutdown()
+        if not self.closed:
+            self.closed = True
+            self._unsubscribe()
+            self.player.shutdown()
         super().closeEvent(event)
 
 

@@ -14,6 +14,7 @@ import concurrent.futures
 import math
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -288,6 +289,7 @@ class VideoPlayer(QWidget):
         self._decoder: FrameDecoder | None = None
         self._executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="pixsim-frames")
         self._lock = threading.Lock()
+        self._closed = False
         self._generation = 0
         self._wanted: int | None = None  # the newest frame asked for while one is decoding
         self._busy = False
@@ -388,7 +390,7 @@ class VideoPlayer(QWidget):
         self._drop_multimedia()
         if self.use_multimedia and multimedia_available():
             self._multimedia = _MultimediaPlayback(self, path)
-        self._executor.submit(self._open_job, generation, path, at_sec)
+        self._submit(self._open_job, generation, path, at_sec)
 
     def _drop_multimedia(self) -> None:
         if self._multimedia is not None:
@@ -403,7 +405,7 @@ class VideoPlayer(QWidget):
         self.meta = None
         self._set_enabled(False)
         self.view.show_message("")
-        self._executor.submit(self._close_decoder)
+        self._submit(self._close_decoder)
 
     def seek(self, sec: float) -> None:
         if self.meta is not None:
@@ -465,11 +467,19 @@ class VideoPlayer(QWidget):
         return self.view.image
 
     def shutdown(self) -> None:
-        """Stop playing and release the decoder (waits for the worker)."""
+        """Stop playing and release the decoder (waits for the worker). Later requests do nothing."""
+        if self._closed:
+            return
         self.pause()
+        self._drop_multimedia()
         self._generation += 1
-        self._executor.submit(self._close_decoder)
+        self._submit(self._close_decoder)
+        self._closed = True
         self._executor.shutdown(wait=True)
+
+    def _submit(self, job: Callable[..., None], *args: Any) -> None:
+        if not self._closed:
+            self._executor.submit(job, *args)
 
     # -- playing ----------------------------------------------------------------------------------
 
@@ -498,7 +508,7 @@ class VideoPlayer(QWidget):
             self._wanted = index
             return
         self._busy = True
-        self._executor.submit(self._frame_job, self._generation, index)
+        self._submit(self._frame_job, self._generation, index)
 
     def _open_job(self, generation: int, path: Path, at_sec: float) -> None:
         self._close_decoder()
