@@ -377,3 +377,29 @@ async def test_validation_names_each_problem(env: StoryEnv) -> None:
     assert {empty.id, cond.id, rnd.id, loop_branch.id} <= by_branch
     errors = [p for p in problems if p.severity == "error"]
     assert any(p.branch_id == rnd.id for p in errors) and any("loop" in p.message for p in errors)
+
+
+async def test_continue_on_a_provider_that_extends_from_the_end_gets_a_cut_up_to_the_branch(
+    env: StoryEnv,
+) -> None:
+    """Pixverse continues a video from its last frames: it is given the video cut at the branch time."""
+    root = await env.video(1, seconds=2.0, name="Opening")
+    branch = await env.story.add_branch(root, 1.0, name="Midway")
+    await env.services.accounts.add("pixverse", "studio", api_key="pv-test-key")
+
+    pending = await env.story.continue_from_branch(branch.id, "pixverse", {"prompt": "rain"})
+    assert pending.job_id is not None and pending.asset_id is None
+    job = await env.services.jobs.get(pending.job_id)
+    cut_id = job.params["video_asset_id"]
+    assert cut_id != root and "start_sec" not in job.params
+    async with env.services.sessions() as session:
+        cut = await session.get(Asset, cut_id)
+        assert cut is not None
+        (edge,) = await session.scalars(select(AssetLineage).where(AssetLineage.child_asset_id == cut_id))
+    assert cut.title == "Opening up to 1.00 s" and cut.duration_sec == pytest.approx(1.0, abs=0.1)
+    assert (edge.parent_asset_id, edge.parent_start_sec, edge.parent_end_sec) == (root, 0.0, 1.0)
+    # At the very end of the video no cut is needed.
+    end = await env.story.add_branch(root, 2.0, name="End")
+    at_end = await env.story.continue_from_branch(end.id, "pixverse", {"prompt": "more"})
+    assert at_end.job_id is not None
+    assert (await env.services.jobs.get(at_end.job_id)).params["video_asset_id"] == root
