@@ -15,7 +15,7 @@ from typing import Any
 
 import pyqtgraph as pg
 from PySide6.QtCore import QPointF, Qt, Signal
-from PySide6.QtGui import QColor, QPen
+from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QVBoxLayout, QWidget
 
 from core.story.model import Branch, Clip
@@ -231,6 +231,7 @@ class Timeline(QWidget):
             region = _ClipRegion(self, clip, bounds)
             self.plot.addItem(region, ignoreBounds=True)
             self.clip_regions[clip.id] = region
+        self.lane_text.setVisible(not clips)
         if self.selected_branch not in self.branch_lines:
             self.selected_branch = None
         if self.selected_clip not in self.clip_regions:
@@ -292,7 +293,8 @@ class Timeline(QWidget):
             selected = clip_id == self.selected_clip
             region.setBrush(pg.mkBrush(*(CLIP_SELECTED_BRUSH if selected else CLIP_BRUSH)))
             for edge in region.lines:
-                edge.setPen(QPen(QColor(BRANCH_SELECTED if selected else "#3eb489"), 2 if selected else 1))
+                # pg.mkPen is cosmetic (pixels); a plain QPen's width would be in seconds here.
+                edge.setPen(pg.mkPen(BRANCH_SELECTED if selected else "#3eb489", width=2 if selected else 1))
             region.update()
 
     # -- gestures (from the items) ----------------------------------------------------------------
