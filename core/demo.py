@@ -942,7 +942,7 @@ async def _present_report(sessions: async_sessionmaker[AsyncSession]) -> DemoRep
             asset_ids=tuple(assets),
             story_asset_id=branch.source_asset_id,
             branch_id=branch.id,
-            variant_asset_ids=tuple(variants),
+            variant_asset_ids=tuple(v for v in variants if v is not None),
             clip_ids=tuple(clips),
         )
     images, videos = await _media_counts(sessions, report.asset_ids)

@@ -180,6 +180,7 @@ def app(
             accounts=services.accounts,
             importer=services.importer,
             thumbnails=services.thumbnails,
+            story=services.story,
         )
     )
     qtbot.waitUntil(lambda: window.targets_model.rowCount() >= 3, timeout=10_000)
