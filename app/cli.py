@@ -49,12 +49,14 @@ def _parser() -> argparse.ArgumentParser:
 
     sub.add_parser("info", help="print settings, paths and the database in use")
 
-    from app import demo_cli, import_cli, jobs_cli, story_cli
+    from app import demo_cli, import_cli, jobs_cli, models_cli, segments_cli, story_cli
 
     import_cli.add_parsers(sub)
     demo_cli.add_parsers(sub)
     jobs_cli.add_parsers(sub)
     story_cli.add_parsers(sub)
+    models_cli.add_parsers(sub)
+    segments_cli.add_parsers(sub)
     return parser
 
 
@@ -101,6 +103,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             from app.jobs_cli import run_jobs_command
 
             return run_jobs_command(args, settings)
+        if args.command == "models":
+            from app.models_cli import run_models_command
+
+            return run_models_command(args, settings)
+        if args.command == "segments":
+            from app.segments_cli import run_segments_command
+
+            return run_segments_command(args, settings)
         if args.command == "story":
             from app.story_cli import run_story_command
 

@@ -14,6 +14,9 @@ from core.cache.store import ContentStore
 from core.db.engine import make_async_engine, make_async_session_factory
 from core.db.locks import AdvisoryLocks
 from core.db.quick import QuickStatements
+from core.embeddings.indexer import Indexer
+from core.embeddings.store import EmbeddingStore
+from core.embeddings.visual import VisualSignatureEmbedder
 from core.importer import ImportService
 from core.jobs.runner import JobPolicy, JobRunner
 from core.jobs.service import JobService
@@ -23,6 +26,7 @@ from core.net.limiter import Limiters
 from core.net.retry import RetryPolicy
 from core.providers.accounts import AccountResolver, AccountService
 from core.providers.registry import ProviderRegistry
+from core.segments import SegmentService
 from core.story.service import StoryService
 from core.thumbnails import ThumbnailService, ThumbnailStore
 from core.transfer.service import TransferService
@@ -47,8 +51,15 @@ class Services:
     importer: ImportService
     thumbnails: ThumbnailService
     story: StoryService
+    segments: SegmentService
+    embeddings: EmbeddingStore
+    # Starts with the visual signature only; the app loads the installed models (CLIP: ~600 MB) off
+    # the loop and hands them over with ``indexer.set_embedders``. Nothing runs until ``start()``.
+    indexer: Indexer
 
     async def aclose(self) -> None:
+        await self.indexer.stop()
+        await self.segments.aclose()
         await self.thumbnails.aclose()
         await self.transfers.aclose()
         await self.http.aclose()
@@ -119,6 +130,11 @@ def build_services(
         policy=job_policy,
     )
     importer = ImportService(sessions, transfers.store, transfers.index)
+    segments = SegmentService(sessions, transfers.ensure_local, transfers.store, transfers.index)
+    embeddings = EmbeddingStore(sessions)
+    indexer = Indexer(
+        sessions, embeddings, [VisualSignatureEmbedder()], transfers.ensure_local, segments=segments
+    )
     return Services(
         engine=engine,
         sessions=sessions,
@@ -132,4 +148,7 @@ def build_services(
         importer=importer,
         thumbnails=ThumbnailService(ThumbnailStore(settings.data_dir / "thumbnails")),
         story=StoryService(sessions, jobs, importer, transfers, registry),
+        segments=segments,
+        embeddings=embeddings,
+        indexer=indexer,
     )
