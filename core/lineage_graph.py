@@ -33,6 +33,8 @@ IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
 
 MAX_HOPS = 50
+# Beyond this many layer-crossing points, long edges are drawn straight (see layout_graph).
+MAX_DUMMIES = 50_000
 # Beyond this many nodes a view is a texture, not a picture: the query stops there and says so.
 DEFAULT_MAX_NODES = 20_000
 
@@ -473,6 +475,11 @@ def layout_graph(
     # Long edges get one dummy point per layer they cross.
     span = layer[bottom] - layer[top]
     dummies = int((span - 1).sum())
+    if dummies > max(MAX_DUMMIES, 4 * n):
+        # Pathological spans (a tangle of cycles stretched over thousands of layers): long edges are
+        # drawn straight rather than split into millions of points.
+        span = np.minimum(span, 1)
+        dummies = 0
     total = n + dummies
     all_layer = np.empty(total, dtype=np.int64)
     all_layer[:n] = layer
@@ -534,25 +541,27 @@ def layout_graph(
 
 
 def _break_cycles(n: int, src: IntArray, dst: IntArray) -> npt.NDArray[np.bool_]:
-    """Which edges to flip so the graph is acyclic: Kahn's order; when only cycles remain, the
-    lowest-index node among those with the fewest unplaced parents goes next and its incoming edges
-    from unplaced nodes flip. Deterministic for the same input."""
+    """Which edges to flip so the graph is acyclic: Kahn's order, lowest index first; when only
+    cycles remain, the lowest-index unplaced node goes next and its incoming edges from unplaced
+    nodes flip (ids follow creation, so the edge from the newer asset is the one reversed).
+    Deterministic for the same input; linear time."""
     flipped = np.zeros(len(src), dtype=bool)
-    indegree = np.bincount(dst, minlength=n).astype(np.int64)
     out_edges = _adjacency(n, src)
     in_edges = _adjacency(n, dst)
-    placed = np.zeros(n, dtype=bool)
-    ready = [int(v) for v in np.nonzero(indegree == 0)[0]]
+    placed = [False] * n
+    indeg = np.bincount(dst, minlength=n).tolist()
+    ready = [v for v in range(n) if indeg[v] == 0]
     heapq.heapify(ready)
-    done = 0
     src_l, dst_l = src.tolist(), dst.tolist()
-    indeg = indegree.tolist()
+    done = 0
+    lowest_unplaced = 0
     while done < n:
         if not ready:
-            remaining = np.nonzero(~placed)[0]
-            pick = int(remaining[np.argmin(np.asarray(indeg)[remaining])])
+            while placed[lowest_unplaced]:
+                lowest_unplaced += 1
+            pick = lowest_unplaced
             for e in in_edges[pick]:
-                if not placed[src_l[e]]:
+                if not placed[src_l[e]] and not flipped[e]:
                     flipped[e] = True
                     indeg[pick] -= 1
             ready.append(pick)
@@ -743,18 +752,18 @@ def _inverse(permutation: IntArray) -> IntArray:
 def _segment_rank(comp: IntArray) -> FloatArray:
     """0, 1, 2… within each run of equal ``comp`` (the array is sorted by component)."""
     idx = np.arange(len(comp))
-    starts = np.r_[0, np.nonzero(np.diff(comp))[0] + 1]
-    run_start = np.repeat(starts, np.diff(np.r_[starts, len(comp)]))
+    starts = np.concatenate(([0], np.nonzero(np.diff(comp))[0] + 1))
+    run_start = np.repeat(starts, np.diff(np.concatenate((starts, [len(comp)]))))
     return np.asarray(idx - run_start, dtype=np.float64)
 
 
 def _separate(desired: FloatArray, comp: IntArray) -> FloatArray:
     """The positions nearest ``desired`` (kept in order) with at least one slot between neighbours of
     the same component: the mean of a left-to-right and a right-to-left push, each a running maximum."""
-    if len(desired) == 0:
-        return desired
+    if len(desired) <= 1:
+        return np.array(desired, dtype=np.float64)  # one node: nothing to keep apart (a chain's layers)
     rank = _segment_rank(comp)
-    seg = np.r_[0, np.cumsum(np.diff(comp) != 0)].astype(np.float64)
+    seg = np.concatenate(([0.0], np.cumsum(np.diff(comp) != 0)))
     spread = float(np.abs(desired).max() + len(desired) + 1) * 4
     left = np.maximum.accumulate(desired - rank + seg * spread) - seg * spread + rank
     rev = desired[::-1]

@@ -138,6 +138,7 @@ class GraphItem(QGraphicsItem):
         super().__init__()
         self._view = view
         self.setFlag(QGraphicsItem.GraphicsItemFlag.ItemUsesExtendedStyleOption, True)
+        self.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
         self.graph: LineageGraph | None = None
         self.layout: GraphLayout | None = None
         self.nodes: list[GraphNode] = []
@@ -267,14 +268,17 @@ class GraphItem(QGraphicsItem):
 
     def _paint_batches(self, painter: QPainter, exposed: QRectF, zoom: float) -> None:
         """Zoomed out: each tile's edges as one path per operation, its nodes as rectangles per colour."""
-        width = max(1.0, 1.2 / zoom)
         tiles = [t for t in self._tiles if t.bounds.intersects(exposed)]
         painter.setBrush(Qt.BrushStyle.NoBrush)
+        pens: dict[str, QPen] = {}
         for tile in tiles:
             for operation, path in tile.edge_paths.items():
-                colour = operation_colour(operation)
-                colour.setAlpha(170)
-                painter.setPen(QPen(colour, width))
+                pen = pens.get(operation)
+                if pen is None:
+                    # Cosmetic: one device pixel at any zoom, the cheapest line to draw.
+                    pen = pens[operation] = QPen(operation_colour(operation), 1.0)
+                    pen.setCosmetic(True)
+                painter.setPen(pen)
                 painter.drawPath(path)
         painter.setPen(Qt.PenStyle.NoPen)
         for tile in tiles:
@@ -865,8 +869,11 @@ class LineageView(QWidget):
         )
 
     def _loaded(self, generation: int, graph: LineageGraph, layout: GraphLayout) -> None:
-        if generation != self._generation:
-            return
+        if generation == self._generation:
+            self.show_graph(graph, layout)
+
+    def show_graph(self, graph: LineageGraph, layout: GraphLayout) -> None:
+        """Show a loaded, laid-out graph (``reload`` ends here; the benchmark calls it directly)."""
         self.graph = graph
         self.canvas.cancel_thumbnails()
         self.canvas.item.set_graph(graph, layout)
