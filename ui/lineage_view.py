@@ -149,6 +149,7 @@ class GraphItem(QGraphicsItem):
         self._tiles: list[_Tile] = []
         self._edge_box = np.zeros((0, 4))
         self._labels: list[str | None] = []
+        self._label_at: list[float] = []
         self._incident: dict[int, list[int]] = {}
         self._name_cache: dict[tuple[int, int], str] = {}
         # What the last paint drew in detail (tests and the benchmark read them).
@@ -177,8 +178,30 @@ class GraphItem(QGraphicsItem):
             if len(route):
                 boxes[i] = (route[:, 0].min(), route[:, 1].min(), route[:, 0].max(), route[:, 1].max())
         self._edge_box = boxes
+        self._label_at = self._label_positions()
         self._build_tiles()
         self.update()
+
+    def _label_positions(self) -> list[float]:
+        """Where along its last segment each edge's label sits (0 = parent end, 1 = child end).
+
+        The parents of a storyboard or transition converge on one point, so their labels are spread
+        from 0.2 to 0.8 in the order of the parents' x: each at its own height, none on another.
+        """
+        layout = self.layout
+        assert layout is not None
+        into: dict[int, list[int]] = {}
+        for i, edge in enumerate(self.edges):
+            if self._labels[i]:
+                into.setdefault(edge.child_id, []).append(i)
+        at = [0.55] * len(self.edges)
+        for labelled in into.values():
+            if len(labelled) < 2:
+                continue
+            labelled.sort(key=lambda i: (layout.position(self.edges[i].parent_id)[0], i))
+            for k, i in enumerate(labelled):
+                at[i] = 0.2 + 0.6 * k / (len(labelled) - 1)
+        return at
 
     def _build_tiles(self) -> None:
         """Group node boxes (by fill colour) and edge polylines (by operation) into tiles, once."""
@@ -313,7 +336,7 @@ class GraphItem(QGraphicsItem):
                 label = self._labels[i]
                 if label:
                     a, b = points[-2], points[-1]
-                    labels.append((a + (b - a) * 0.55, label, colour))
+                    labels.append((a + (b - a) * self._label_at[i], label, colour))
         painter.setFont(font)
         self.painted_labels = [label for _, label, _ in labels]
         for point, label, colour in labels:
@@ -693,7 +716,12 @@ class LineageLegend(QFrame):
             label.setObjectName(f"legend_{operation}")
             self._column.addWidget(label)
             self.entries.append(name)
-        for text in ("┅┅ keyframe (frame @ time)", "▭ gold: centre asset", "▭ highlight: selected"):
+        for text in (
+            "┅┅ keyframe (frame @ time)",
+            "▭ gold ring: centre asset",
+            "▭ blue ring: selected",
+            "boxes zoomed out: provider colour",
+        ):
             note = QLabel(text)
             note.setStyleSheet("color: #9aa0ac")
             self._column.addWidget(note)
