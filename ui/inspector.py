@@ -312,6 +312,7 @@ class Inspector(QWidget):
     navigate_requested = Signal(int)  # an asset id: show that asset (a lineage row was chosen)
     asset_changed = Signal(int)  # an asset id, after a save: refresh its card
     assets_changed = Signal(object)  # tuple[int, ...], after a bulk classification edit
+    story_requested = Signal(int)  # a video's id: open it in the story editor
 
     def __init__(
         self,
@@ -596,6 +597,12 @@ class Inspector(QWidget):
         layout.addWidget(self.preview)
         layout.addWidget(self.title_edit)
         layout.addLayout(self.facts)
+        self.story_button = QPushButton("Open in Story Editor")
+        self.story_button.setToolTip(
+            "Play the video frame by frame; add branch points, variants and named clips (Ctrl+E)"
+        )
+        self.story_button.clicked.connect(self._request_story)
+        layout.addWidget(self.story_button)
         layout.addWidget(_section("About this asset"))
         layout.addLayout(edits)
         layout.addLayout(buttons)
@@ -729,9 +736,14 @@ class Inspector(QWidget):
             self._fill_refs(detail)
             self._fill_lineage(detail)
             self._fill_job(detail)
+            self.story_button.setVisible(detail.media_type is MediaType.VIDEO)
         finally:
             self._filling = False
         self._edited()
+
+    def _request_story(self) -> None:
+        if self._detail is not None and self._detail.media_type is MediaType.VIDEO:
+            self.story_requested.emit(self._detail.id)
 
     def _fill_edits(self, detail: AssetDetail) -> None:
         self.title_edit.setText(detail.title or "")

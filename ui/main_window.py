@@ -13,7 +13,17 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from PySide6.QtCore import QItemSelection, QItemSelectionModel, QObject, QSettings, Qt, QTimer, Signal
+from PySide6.QtCore import (
+    QItemSelection,
+    QItemSelectionModel,
+    QModelIndex,
+    QObject,
+    QPoint,
+    QSettings,
+    Qt,
+    QTimer,
+    Signal,
+)
 from PySide6.QtGui import QAction, QCloseEvent, QIcon, QKeySequence
 from PySide6.QtWidgets import (
     QDockWidget,
@@ -21,6 +31,7 @@ from PySide6.QtWidgets import (
     QFrame,
     QLabel,
     QMainWindow,
+    QMenu,
     QMessageBox,
     QProgressBar,
     QPushButton,
@@ -32,6 +43,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from core.db.enums import MediaType
 from core.library import AssetCard, LibraryQuery, LibraryService
 from core.lineage_graph import LineageGraphService
 from core.providers.base import ProviderReference, SupportsGenerate, SupportsUpload
@@ -200,7 +212,10 @@ class MainWindow(QMainWindow):
         self.asset_view.selectionModel().selectionChanged.connect(self._selection_changed)
         self.asset_view.files_dropped.connect(self.import_paths)
         self.asset_view.visible_rows_changed.connect(self.asset_model.keep_requests_near)
-        self.asset_view.doubleClicked.connect(lambda index: self.inspector_dock.show())
+        self.asset_view.doubleClicked.connect(self._activated)
+        self.asset_view.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.asset_view.customContextMenuRequested.connect(self._grid_menu)
+        self.inspector.story_requested.connect(self.open_story_editor_for)
         self.inspector.navigate_requested.connect(self.reveal_asset)
         self.lineage_view.asset_selected.connect(self.reveal_asset)
         self.lineage_view.asset_activated.connect(self.reveal_asset)
@@ -229,6 +244,7 @@ class MainWindow(QMainWindow):
         services.jobs.events.subscribe(self.events.job_did_change.emit)
         for action in (self.generate_action, self.import_action, self.import_folder_action, self.demo_action):
             action.setEnabled(True)
+        self._update_asset_actions()
         self.demo_button.setEnabled(True)
         self.import_button.setEnabled(True)
         self.filter_bar.set_providers([(a.provider_id, a.display_name) for a in services.registry.all()])
@@ -326,6 +342,7 @@ class MainWindow(QMainWindow):
         return [self.asset_model.card(r) for r in rows]
 
     def _selection_changed(self, selected: QItemSelection, deselected: QItemSelection) -> None:
+        self._update_asset_actions()
         cards = self.selected_cards()
         if not cards:
             self.inspector.show_nothing()
@@ -335,6 +352,49 @@ class MainWindow(QMainWindow):
             self.lineage_view.show_asset(cards[0].id)
         else:
             self.inspector.show_many([c.id for c in cards])
+
+    def _selected_video(self) -> int | None:
+        cards = self.selected_cards()
+        if len(cards) == 1 and cards[0].media_type is MediaType.VIDEO:
+            return cards[0].id
+        return None
+
+    def _update_asset_actions(self) -> None:
+        self.story_action.setEnabled(self.services is not None and self._selected_video() is not None)
+
+    def _activated(self, index: QModelIndex) -> None:
+        """Double-click: a video opens in the story editor (its player); anything else in the inspector."""
+        card = self.asset_model.card(index.row())
+        if card.media_type is MediaType.VIDEO and self.services is not None:
+            self.open_story_editor_for(card.id)
+        else:
+            self.inspector_dock.show()
+
+    def _grid_menu(self, pos: QPoint) -> None:
+        index = self.asset_view.indexAt(pos)
+        if not index.isValid():
+            return
+        if not self.asset_view.selectionModel().isSelected(index):
+            self.asset_view.setCurrentIndex(index)
+        menu = QMenu(self)
+        menu.addAction(self.story_action)
+        menu.addSeparator()
+        inspector = menu.addAction("Show in Inspector")
+        inspector.triggered.connect(lambda _=False: self.inspector_dock.show())
+        menu.popup(self.asset_view.viewport().mapToGlobal(pos))
+
+    def open_story_editor_selected(self) -> None:
+        video_id = self._selected_video()
+        if video_id is not None:
+            self.open_story_editor_for(video_id)
+
+    def open_story_editor_for(self, asset_id: int, at_sec: float | None = None) -> QWidget | None:
+        """Open ``asset_id`` in the branch timeline editor (its own window), playhead at ``at_sec``."""
+        if self.services is None:
+            return None
+        from ui.story_editor import open_story_editor  # pyqtgraph loads when the editor is first used
+
+        return open_story_editor(self, self.services, self._bridge, asset_id, at_sec)
 
     def reveal_asset(self, asset_id: int) -> None:
         """Select the asset in the grid if it is shown; the inspector shows it either way."""
@@ -663,6 +723,10 @@ class MainWindow(QMainWindow):
             "Import &Folder…", self.choose_folder_to_import, "Ctrl+Shift+I", enabled=False
         )
         self.generate_action = self._action("&Generate…", self.open_generate_dialog, "Ctrl+G", enabled=False)
+        self.story_action = self._action(
+            "Open in &Story Editor", self.open_story_editor_selected, "Ctrl+E", enabled=False
+        )
+        self.story_action.setToolTip("Branch points, variants and clips of the selected video")
         self.demo_action = self._action("Load &Demo Library", self.load_demo_library, enabled=False)
         self.demo_button.setEnabled(False)
         self.import_button.setEnabled(False)
@@ -694,6 +758,8 @@ class MainWindow(QMainWindow):
                 file_menu.addAction(action)
         create_menu = self.menuBar().addMenu("&Create")
         create_menu.addAction(self.generate_action)
+        self.asset_menu = self.menuBar().addMenu("&Asset")
+        self.asset_menu.addAction(self.story_action)
         view_menu = self.menuBar().addMenu("&View")
         for dock in (self.providers_dock, self.inspector_dock, self.activity_dock, self.lineage_dock):
             view_menu.addAction(dock.toggleViewAction())
