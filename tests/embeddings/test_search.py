@@ -2,23 +2,26 @@
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import numpy as np
 import pytest
 from PIL import Image
+from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from core.db.enums import ContentRating, MediaType, SegmentType
-from core.db.models import AssetTemporalSegment, User
+from core.db.enums import ContentRating, MediaType, SegmentType, UploadMethod
+from core.db.models import Asset, AssetTemporalSegment, User
 from core.embeddings.base import l2_normalise
 from core.embeddings.store import EmbeddingStore, EmbeddingStoreError, NotEmbedded, SimilarHit, Subject
 from core.library import LibraryQuery
 from tests.embeddings.colour_embedder import ColourGridEmbedder
-from tests.factories import add_asset
+from tests.factories import add_asset, local_user_id
 
 DIMS = 48
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -34,6 +37,31 @@ class Library:
     tagged: list[int]  # tagged "boss", among the videos
     segments: dict[int, tuple[int, float]]  # segment id -> (video id, start_sec)
     foreign: int  # another user's asset
+
+
+async def bulk_assets(session: AsyncSession, rows: list[dict[str, Any]]) -> list[int]:
+    """Many assets in one statement (``add_asset``'s defaults), ids in the order given."""
+    user_id = await local_user_id(session)
+    values = []
+    for n, fields in enumerate(rows):
+        key = f"bulk-{len(rows)}-{n}-{fields}"
+        values.append(
+            {
+                "user_id": user_id,
+                "media_type": MediaType.VIDEO,
+                "provider_id": "pixverse",
+                "provider_asset_id": hashlib.sha256(key.encode()).hexdigest()[:32],
+                "sha256": hashlib.sha256(key.encode()).hexdigest(),
+                "mime_type": "video/mp4",
+                "width": 1280,
+                "height": 720,
+                "duration_sec": 5.0,
+                "upload_method": UploadMethod.GENERATED,
+                **fields,
+            }
+        )
+    result = await session.scalars(insert(Asset).returning(Asset.id, sort_by_parameter_order=True), values)
+    return list(result)
 
 
 def noise(rng: np.random.Generator, n: int) -> np.ndarray:
@@ -60,22 +88,16 @@ async def library(sessions: async_sessionmaker[AsyncSession], store: EmbeddingSt
         other = User(username="someone-else")
         session.add(other)
         await session.flush()
-        videos = [
-            (
-                await add_asset(
-                    session,
-                    created_at=T0 + timedelta(hours=i),
-                    tags=["boss"] if i % 50 == 0 else ["crowd"],
-                )
-            ).id
-            for i in range(990)
-        ]
-        images = [
-            (
-                await add_asset(session, media_type=MediaType.IMAGE, mime_type="image/png", duration_sec=None)
-            ).id
-            for _ in range(10)
-        ]
+        videos = await bulk_assets(
+            session,
+            [
+                {"created_at": T0 + timedelta(hours=i), "tags": ["boss"] if i % 50 == 0 else ["crowd"]}
+                for i in range(990)
+            ],
+        )
+        images = await bulk_assets(
+            session, [{"media_type": MediaType.IMAGE, "mime_type": "image/png", "duration_sec": None}] * 10
+        )
         gated = (await add_asset(session, content_rating=ContentRating.EXPLICIT)).id
         foreign = (await add_asset(session, user_id=other.id)).id
         segments: dict[int, tuple[int, float]] = {}
