@@ -841,9 +841,26 @@ class LibraryService:
         return cards
 
     async def count(self, query: LibraryQuery) -> int:
-        stmt = count_statement(query, await self.user_id())
+        user_id = await self.user_id()
+        if query.stack_duplicates and query.duplicate_group is None:
+            return await self._stacked_count(query, user_id)
+        stmt = count_statement(query, user_id)
         async with self._sessions() as session:
             return int(await session.scalar(stmt) or 0)
+
+    async def _stacked_count(self, query: LibraryQuery, user_id: int) -> int:
+        """Cards of a stacked grid: every group with a member passing the filters is one card. Counted
+        as the flat count (index-only where the grid's is) minus grouped members plus their groups,
+        instead of evaluating the representative subquery on every row (4x slower at 100k)."""
+        flat = replace(query, stack_duplicates=False)
+        conditions = _conditions(flat, user_id)
+        grouped = select(func.count(), func.count(Asset.duplicate_group_id.distinct())).where(
+            *conditions, Asset.duplicate_group_id.is_not(None)
+        )
+        async with self._sessions() as session:
+            total = int(await session.scalar(count_statement(flat, user_id)) or 0)
+            members, groups = (await session.execute(grouped)).one()
+        return total - int(members) + int(groups)
 
     async def facets(self, query: LibraryQuery) -> Facets:
         """Counts per media type and per provider, and the query's total, from one scan.

@@ -135,6 +135,7 @@ async def test_the_grid_stacks_each_group_into_its_best_member_and_deletes_nothi
     before_day_2 = LibraryQuery(stack_duplicates=True, created_to=T0 + timedelta(days=2))
     cards = await library.search(before_day_2)
     assert [(c.id, c.stack_size) for c in cards] == [(shelf.sunset[2], 2)]
+    assert await library.count(before_day_2) == 1
 
     # Expanding a stack lists its members; nothing was deleted.
     members = await library.search(LibraryQuery(duplicate_group=min(shelf.sunset)))
