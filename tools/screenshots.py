@@ -53,6 +53,53 @@ def wait_until(condition: Callable[[], bool], limit_s: float = 120) -> None:
         wait(100)
 
 
+def story_shots(window: MainWindow, services: object, core: CoreLoop, out: Path) -> None:
+    """The lineage graph of the demo's branching video, its story editor at the branch point, and
+    a playthrough stopped there."""
+    from sqlalchemy import select
+
+    from app.services import Services
+    from core.db.models import AssetBranch
+
+    assert isinstance(services, Services)
+
+    async def branch_source() -> tuple[int, float]:
+        async with services.sessions() as session:
+            row = (
+                await session.execute(select(AssetBranch.source_asset_id, AssetBranch.branch_time_sec))
+            ).first()
+            assert row is not None
+            return int(row[0]), float(row[1])
+
+    video_id, at_sec = core.run(branch_source(), timeout=30)
+    window.lineage_dock.show()
+    window.lineage_dock.raise_()
+    window.reveal_asset(video_id)
+    wait(3000)
+    window.grab().save(str(out / "lineage-graph.png"))
+
+    editor = window.open_story_editor_for(video_id, at_sec)
+    assert editor is not None
+    editor.resize(1400, 860)
+    wait_until(lambda: getattr(editor, "story", None) is not None, 60)
+    wait(2500)
+    editor.grab().save(str(out / "story-editor.png"))
+
+    from ui.playthrough import PlaythroughWindow
+    from ui.story_editor import StoryEditor
+
+    assert isinstance(editor, StoryEditor)
+    play = editor.open_playthrough()
+    play.resize(1000, 700)
+    assert isinstance(play, PlaythroughWindow)
+    wait_until(lambda: bool(play.choice_buttons), 60)
+    wait(800)
+    play.grab().save(str(out / "playthrough.png"))
+    play.close()
+    editor.close()
+    wait(300)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", type=Path, default=Path("docs/screenshots"))
@@ -116,6 +163,7 @@ def main() -> int:
             window.asset_view.setCurrentIndex(window.asset_model.index(story))
             wait(1500)
             window.grab().save(str(args.out / "inspector-lineage.png"))
+            story_shots(window, services, core, args.out)
 
             # A push in progress: a 24 MB source video that the fake CDN serves slowly.
             body = tiny_mp4(7, seconds=6.0, size=(1280, 720)) * 1

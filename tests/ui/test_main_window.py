@@ -336,3 +336,41 @@ def test_hovering_a_video_card_scrubs_through_its_frames(qtbot: QtBot, app: App,
     qtbot.waitUntil(lambda: window.asset_model.cache.get((card_id, "scrub")) is not None, timeout=20_000)
     strip = window.asset_model.cache.get((card_id, "scrub"))
     assert strip is not None and strip.width() >= 8 * strip.height() // 2  # eight frames side by side
+
+
+def test_a_video_opens_in_the_story_editor_and_an_image_does_not(
+    qtbot: QtBot, app: App, tmp_path: Path
+) -> None:
+    from ui.story_editor import StoryEditor
+
+    window = app.window
+    (tmp_path / "harbour.mp4").write_bytes(tiny_mp4(4, seconds=2.0))
+    (tmp_path / "gull.png").write_bytes(tiny_png(5))
+    window.import_paths([tmp_path / "harbour.mp4", tmp_path / "gull.png"])
+    qtbot.waitUntil(lambda: window.asset_model.rowCount() == 2, timeout=20_000)
+    rows = {window.asset_model.card(r).media_type: r for r in range(2)}
+
+    window.asset_view.setCurrentIndex(window.asset_model.index(rows[MediaType.IMAGE]))
+    qtbot.waitUntil(lambda: window.inspector.detail is not None, timeout=10_000)
+    assert not window.story_action.isEnabled()
+    assert window.inspector.story_button.isHidden()
+
+    video_row = rows[MediaType.VIDEO]
+    video_id = window.asset_model.card(video_row).id
+    window.asset_view.setCurrentIndex(window.asset_model.index(video_row))
+    qtbot.waitUntil(
+        lambda: window.inspector.detail is not None and window.inspector.detail.id == video_id,
+        timeout=10_000,
+    )
+    assert window.story_action.isEnabled()
+    assert not window.inspector.story_button.isHidden()
+
+    window.inspector.story_button.click()  # the inspector's button, like Ctrl+E and a double-click
+    editors = window.findChildren(StoryEditor)
+    assert len(editors) == 1 and editors[0].video_id == video_id
+    qtbot.waitUntil(lambda: editors[0].story is not None, timeout=20_000)
+    assert editors[0].story is not None and editors[0].story.video.asset_id == video_id
+    editors[0].close()
+
+    window.asset_view.doubleClicked.emit(window.asset_model.index(video_row))
+    qtbot.waitUntil(lambda: len([e for e in window.findChildren(StoryEditor) if not e.closed]) == 1)
