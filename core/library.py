@@ -7,6 +7,7 @@ saved searches. Every query is scoped to one user (the local user by default).
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import re
 import time
@@ -14,7 +15,7 @@ import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
     ColumnElement,
@@ -59,6 +60,10 @@ from core.db.models import (
 )
 from core.db.models import SavedSearch as SavedSearchRecord
 from core.errors import PixSimError
+
+if TYPE_CHECKING:  # numpy and the store load only when a similarity search first runs
+    from core.embeddings.base import Embedder
+    from core.embeddings.store import EmbeddingStore, SimilarHit
 
 # -- errors --------------------------------------------------------------------------------------------
 
@@ -170,6 +175,45 @@ def normalize_tags(tags: Iterable[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(t for t in (normalize_tag(tag) for tag in tags) if t))
 
 
+# How many results "Find Similar" and "Describe" ask for (the grid pages through them).
+SIMILAR_K = 120
+
+
+@dataclass(frozen=True, slots=True)
+class SimilarTo:
+    """The "find similar" mode of a query: results in similarity order to one source, through one
+    embedding model (``model``: the embedder's model id), combined with the query's other filters.
+
+    The source is exactly one of an asset, a scene segment, a vector (a frame embedded by the caller)
+    or a description (embedded with ``model``'s text embedder: CLIP). ``label`` is what the filter
+    bar's chip says. ``k`` results are returned whenever that many assets and segments match.
+    """
+
+    label: str
+    model: str
+    asset_id: int | None = None
+    segment_id: int | None = None
+    vector: tuple[float, ...] | None = None
+    text: str | None = None
+    k: int = SIMILAR_K
+    include_segments: bool = True
+
+    def __post_init__(self) -> None:
+        sources = (self.asset_id, self.segment_id, self.vector, self.text)
+        if sum(s is not None for s in sources) != 1:
+            raise ValueError("find-similar needs exactly one of an asset, a segment, a vector or a text")
+        if self.vector is not None:
+            object.__setattr__(self, "vector", tuple(float(v) for v in self.vector))
+        if self.text is not None and not self.text.strip():
+            raise LibraryError("Describe what you are looking for first.")
+        if self.k <= 0:
+            raise ValueError("k must be positive")
+
+    @property
+    def is_text(self) -> bool:
+        return self.text is not None
+
+
 @dataclass(frozen=True, slots=True)
 class LibraryQuery:
     """What the library grid shows: filters (each empty one means "any"), full text, sort, age gate.
@@ -199,6 +243,8 @@ class LibraryQuery:
     # the other filters, with ``AssetCard.stack_size``. ``duplicate_group`` lists one stack's members.
     stack_duplicates: bool = False
     duplicate_group: int | None = None
+    # Find-similar / describe mode (not saved with a search): similarity order instead of ``sort``.
+    similar_to: SimilarTo | None = None
 
     def __post_init__(self) -> None:
         # Accept any iterable (lists from JSON or widgets) but store frozensets, so the query hashes.
@@ -316,6 +362,11 @@ class AssetCard:
     providers: tuple[str, ...]
     duplicate_group_id: int | None = None  # near-duplicates share it (expand: LibraryQuery.duplicate_group)
     stack_size: int = 1  # with stack_duplicates: members of this card's stack that pass the filters
+    # Find-similar results: the cosine distance to the source (0 identical), and for a scene
+    # segment hit the segment and where it starts (the card shows its keyframe; opening goes there).
+    distance: float | None = None
+    segment_id: int | None = None
+    segment_start_sec: float | None = None
 
     @property
     def is_age_gated(self) -> bool:
@@ -797,6 +848,10 @@ class LibraryService:
         self._username = username
         self._user_id: int | None = None
         self._tag_cache: dict[bool, _TagCache] = {}
+        self._store: EmbeddingStore | None = None
+        self._embedders: dict[str, Embedder] = {}
+        # Find-similar answers per query: the grid asks count and pages of one query at once.
+        self._similar_cache: dict[LibraryQuery, tuple[float, asyncio.Future[list[SimilarHit]]]] = {}
 
     async def user_id(self) -> int:
         """The id of the user whose library this is (looked up once)."""
@@ -826,6 +881,8 @@ class LibraryService:
             raise ValueError("offset must not be negative")
         if limit <= 0:
             return []
+        if query.similar_to is not None:
+            return await self._similar_page(query, offset, limit)
         user_id = await self.user_id()
         stmt = search_statement(query, user_id, offset, limit)
         async with self._sessions() as session:
@@ -841,6 +898,8 @@ class LibraryService:
         return cards
 
     async def count(self, query: LibraryQuery) -> int:
+        if query.similar_to is not None:
+            return len(await self.similar_hits(query))
         user_id = await self.user_id()
         if query.stack_duplicates and query.duplicate_group is None:
             return await self._stacked_count(query, user_id)
@@ -868,9 +927,14 @@ class LibraryService:
         The scan applies every filter but media type and provider and groups by both; each facet
         then sums the pairs that pass the *other* dimension's filter.
         """
+        conditions = _conditions(query, await self.user_id(), media=False, providers=False)
+        if query.similar_to is not None:
+            # Find-similar results: what the results hold (their own filters applied).
+            hits = await self.similar_hits(query)
+            conditions.append(Asset.id.in_(sorted({h.asset_id for h in hits})))
         stmt = (
             select(Asset.media_type, Asset.provider_id, func.count())
-            .where(*_conditions(query, await self.user_id(), media=False, providers=False))
+            .where(*conditions)
             .group_by(Asset.media_type, Asset.provider_id)
         )
         async with self._sessions() as session:
@@ -922,6 +986,151 @@ class LibraryService:
             self._tag_cache[include_age_restricted] = cached
         wanted = normalize_tag(prefix)
         return [t for t, _ in cached.tags if t.startswith(wanted)][: max(limit, 0)]
+
+    # -- find similar ----------------------------------------------------------------------------
+
+    SIMILAR_CACHE_SECONDS = 15.0
+
+    def set_embedders(self, embedders: Sequence[Embedder]) -> None:
+        """The embedders the app has loaded (the visual signature, CLIP when installed): describe
+        searches embed their words with the text-capable one. Cached answers are dropped."""
+        self._embedders = {e.model_id: e for e in embedders}
+        self._similar_cache.clear()
+
+    @property
+    def text_model(self) -> str | None:
+        """The model id of a loaded embedder that embeds text (CLIP), if any."""
+        return next((name for name, e in self._embedders.items() if e.supports_text), None)
+
+    def forget_similar(self) -> None:
+        """Drop cached find-similar answers (after indexing stored new vectors)."""
+        self._similar_cache.clear()
+
+    @property
+    def embedding_store(self) -> EmbeddingStore:
+        if self._store is None:
+            from core.embeddings.store import EmbeddingStore
+
+            self._store = EmbeddingStore(self._sessions, username=self._username)
+        return self._store
+
+    async def similar_hits(self, query: LibraryQuery) -> list[SimilarHit]:
+        """The find-similar results of ``query`` (nearest first), from the embedding store with the
+        query's filters; one search serves the count and every page for a few seconds."""
+        if query.similar_to is None:
+            raise ValueError("not a find-similar query")
+        now = time.monotonic()
+        for key in [k for k, (at, _) in self._similar_cache.items() if now - at > self.SIMILAR_CACHE_SECONDS]:
+            del self._similar_cache[key]
+        cached = self._similar_cache.get(query)
+        if cached is None:
+            future = asyncio.ensure_future(self._find_similar(query))
+            cached = self._similar_cache[query] = (now, future)
+            while len(self._similar_cache) > 8:
+                del self._similar_cache[next(iter(self._similar_cache))]
+        try:
+            return await asyncio.shield(cached[1])
+        except Exception:
+            if self._similar_cache.get(query) is cached:
+                del self._similar_cache[query]  # asking again tries again
+            raise
+
+    async def _find_similar(self, query: LibraryQuery) -> list[SimilarHit]:
+        similar = query.similar_to
+        assert similar is not None
+        if not query.stack_duplicates or query.duplicate_group is not None:
+            return await self._nearest(query, similar.k)
+        # Stacked: the nearest member of each group of near-duplicates stands for its group. The
+        # store searches unstacked (a stack's representative may be the source itself, which is
+        # left out: its near-duplicates must still show) with room for the members folded away.
+        hits = await self._nearest(replace(query, stack_duplicates=False), similar.k * 2)
+        grouped = sorted({h.asset_id for h in hits if h.segment_id is None})
+        async with self._sessions() as session:
+            rows = await session.execute(
+                select(Asset.id, Asset.duplicate_group_id).where(
+                    Asset.id.in_(grouped), Asset.duplicate_group_id.is_not(None)
+                )
+            )
+            groups = {row.id: row.duplicate_group_id for row in rows}
+        seen: set[int] = set()
+        kept = []
+        for hit in hits:
+            group = groups.get(hit.asset_id) if hit.segment_id is None else None
+            if group is not None:
+                if group in seen:
+                    continue
+                seen.add(group)
+            kept.append(hit)
+        return kept[: similar.k]
+
+    async def _nearest(self, query: LibraryQuery, k: int) -> list[SimilarHit]:
+        similar = query.similar_to
+        assert similar is not None
+        store = self.embedding_store
+        filters = replace(query, similar_to=None)
+        segments = similar.include_segments
+        if similar.text is not None:
+            embedder = self._embedders.get(similar.model)
+            if embedder is None or not embedder.supports_text:
+                raise LibraryError(
+                    "Describing what you look for needs CLIP: install it in Settings → Models, "
+                    "or run `pixsim models install clip`."
+                )
+            return await store.search_text(
+                similar.text,
+                embedder,  # type: ignore[arg-type]  # supports_text: a TextEmbedder
+                filters,
+                k,
+                include_segments=segments,
+            )
+        model_id = await self._model_id(similar.model)
+        if similar.asset_id is not None:
+            return await store.similar_to_asset(
+                model_id, similar.asset_id, query=filters, k=k, include_segments=segments
+            )
+        if similar.segment_id is not None:
+            return await store.similar_to_segment(
+                model_id, similar.segment_id, query=filters, k=k, include_segments=segments
+            )
+        assert similar.vector is not None
+        return await store.similar(model_id, similar.vector, query=filters, k=k, include_segments=segments)
+
+    async def _model_id(self, model: str) -> int:
+        for info in await self.embedding_store.models():
+            if info.name == model:
+                return info.id
+        raise LibraryError(
+            f"Nothing has been indexed with {model} yet. Indexing runs in the background "
+            "(Transfers and Jobs shows its progress); try again when it is done."
+        )
+
+    async def _similar_page(self, query: LibraryQuery, offset: int, limit: int) -> list[AssetCard]:
+        hits = (await self.similar_hits(query))[offset : offset + limit]
+        if not hits:
+            return []
+        user_id = await self.user_id()
+        wanted = sorted({h.asset_id for h in hits})
+        stmt = select(*_CARD_COLUMNS).where(Asset.id.in_(wanted), Asset.user_id == user_id)
+        async with self._sessions() as session:
+            rows = (await session.execute(stmt)).all()
+            badges = await _badges(session, wanted)
+            sizes = await _stack_sizes(session, query, user_id, rows) if query.stack_duplicates else {}
+        by_id = {row.id: _card(row, badges) for row in rows}
+        cards = []
+        for hit in hits:
+            card = by_id.get(hit.asset_id)
+            if card is None:
+                continue  # deleted since the search ran
+            cards.append(
+                replace(
+                    card,
+                    distance=hit.distance,
+                    segment_id=hit.segment_id,
+                    segment_start_sec=hit.start_sec if hit.segment_id is not None else None,
+                    stack_size=sizes.get(card.duplicate_group_id, 1) if card.duplicate_group_id else 1,
+                )
+            )
+        return cards
 
     # -- the inspector -------------------------------------------------------------------------------
 
