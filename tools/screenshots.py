@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from PySide6.QtCore import QEventLoop, QTimer
+from PySide6.QtCore import QEventLoop, Qt, QTimer
 from PySide6.QtWidgets import QApplication, QPlainTextEdit
 
 from app.bootstrap import open_database
@@ -74,6 +74,7 @@ def story_shots(window: MainWindow, services: object, core: CoreLoop, out: Path)
     video_id, at_sec = core.run(branch_source(), timeout=30)
     window.lineage_dock.show()
     window.lineage_dock.raise_()
+    window.resizeDocks([window.lineage_dock], [520], Qt.Orientation.Vertical)
     window.reveal_asset(video_id)
     wait(3000)
     window.grab().save(str(out / "lineage-graph.png"))
@@ -82,6 +83,10 @@ def story_shots(window: MainWindow, services: object, core: CoreLoop, out: Path)
     assert editor is not None
     editor.resize(1400, 860)
     wait_until(lambda: getattr(editor, "story", None) is not None, 60)
+    from ui.story_editor import StoryEditor as Editor
+
+    assert isinstance(editor, Editor) and editor.story is not None
+    editor.select_branch(editor.story.branches[0].id)
     wait(2500)
     editor.grab().save(str(out / "story-editor.png"))
 
@@ -92,7 +97,7 @@ def story_shots(window: MainWindow, services: object, core: CoreLoop, out: Path)
     play = editor.open_playthrough()
     play.resize(1000, 700)
     assert isinstance(play, PlaythroughWindow)
-    wait_until(lambda: bool(play.choice_buttons), 60)
+    wait_until(lambda: play.waiting is not None, 60)  # stopped at the branch point
     wait(800)
     play.grab().save(str(out / "playthrough.png"))
     play.close()

@@ -526,8 +526,20 @@ class StoryEditor(QMainWindow):
         close.setShortcut(QKeySequence.StandardKey.Close)
         close.triggered.connect(self.close)
 
+        self.export_action = QAction("&Export Story for a Game…", self)
+        self.export_action.setToolTip("story.json and the videos beside it, for a game to load once")
+        self.export_action.triggered.connect(self.export_story)
+        self.twee_action = QAction("Export to &Twine (Twee 3)…", self)
+        self.twee_action.triggered.connect(self.export_twee)
+        self.import_action = QAction("&Import Story…", self)
+        self.import_action.triggered.connect(self.import_story)
+
         file_menu = self.menuBar().addMenu("&File")
         file_menu.addAction(self.save_frame_action)
+        file_menu.addSeparator()
+        file_menu.addAction(self.export_action)
+        file_menu.addAction(self.twee_action)
+        file_menu.addAction(self.import_action)
         file_menu.addSeparator()
         file_menu.addAction(close)
         self.edit_menu = self.menuBar().addMenu("&Edit")
@@ -1319,6 +1331,21 @@ class StoryEditor(QMainWindow):
             done,
             lambda error: self.show_message(str(error), error=True),
         )
+
+    def export_story(self) -> None:
+        from ui.story_export import export_story_dialog
+
+        export_story_dialog(self, self.services, self.bridge, self.video_id)
+
+    def export_twee(self) -> None:
+        from ui.story_export import export_twee_dialog
+
+        export_twee_dialog(self, self.services, self.bridge, self.video_id)
+
+    def import_story(self) -> None:
+        from ui.story_export import import_story_dialog
+
+        import_story_dialog(self, self.services, self.bridge)
 
     def open_playthrough(self) -> QWidget:
         from ui.playthrough import PlaythroughWindow
