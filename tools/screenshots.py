@@ -94,10 +94,15 @@ def story_shots(window: MainWindow, services: object, core: CoreLoop, out: Path)
     from ui.story_editor import StoryEditor
 
     assert isinstance(editor, StoryEditor)
+    # The demo's branch point is conditional (picked by game state); a manual one shows the choice.
+    from core.db.enums import BranchType
+
+    branch_id = editor.story.branches[0].id
+    core.run(services.story.update_branch(branch_id, branch_type=BranchType.MANUAL), timeout=30)
     play = editor.open_playthrough()
     play.resize(1000, 700)
     assert isinstance(play, PlaythroughWindow)
-    wait_until(lambda: play.waiting is not None, 60)  # stopped at the branch point
+    wait_until(lambda: bool(play.choice_buttons), 60)  # stopped at the branch point
     wait(800)
     play.grab().save(str(out / "playthrough.png"))
     play.close()
