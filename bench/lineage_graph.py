@@ -26,23 +26,43 @@ Human-readable lines first; the last line printed is one JSON object with every 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import functools
+import hashlib
 import json
 import math
 import os
+import shutil
 import statistics
 import sys
+import tempfile
 import time
-from collections.abc import Callable
-from datetime import UTC, datetime
+from collections.abc import Callable, Coroutine
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import psycopg
+from sqlalchemy.engine import URL
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.lineage_shapes import synthetic_lineage
+from bench.lineage_shapes import SynthEdge, SynthNode, synthetic_lineage
+from core.db import migrate
+from core.db.embedded import EmbeddedDatabase
+from core.db.engine import make_async_engine, make_async_session_factory
 from core.db.enums import ContentRating, MediaType, SyncStatus
+from core.db.models import LOCAL_USERNAME
 from core.library import AssetCard
-from core.lineage_graph import GraphEdge, GraphLayout, GraphNode, LineageGraph, layout_graph
+from core.lineage_graph import (
+    GraphEdge,
+    GraphLayout,
+    GraphNode,
+    LineageGraph,
+    LineageGraphService,
+    layout_graph,
+)
+from core.runtime import CoreLoop
 
 TARGETS = {"layout_ms": 1000.0, "pan_frame_p95_ms": 33.0}
 
@@ -54,8 +74,8 @@ def percentile(samples: list[float], pct: float) -> float:
     return ordered[rank - 1]
 
 
-def build_graph(count: int) -> LineageGraph:
-    nodes, edges = synthetic_lineage(count)
+def build_graph(nodes: list[SynthNode], edges: list[SynthEdge]) -> LineageGraph:
+    """The synthetic lineage as the values the database query returns, without a database."""
     made = datetime(2025, 1, 1, tzinfo=UTC)
     graph_nodes = {
         n.id: GraphNode(
@@ -113,6 +133,165 @@ def measure_layout(graph: LineageGraph, runs: int) -> tuple[list[float], GraphLa
         timings.append((time.perf_counter() - start) * 1000)
     assert layout is not None
     return timings, layout
+
+
+# -- the database stage -----------------------------------------------------------------------------------
+
+_ASSET_COPY = """COPY assets (id, user_id, media_type, provider_id, provider_asset_id, sha256, sync_status,
+    file_size_bytes, mime_type, width, height, duration_sec, fps, title, content_rating, upload_method,
+    created_at) FROM STDIN"""
+
+_LINEAGE_COPY = """COPY asset_lineage (parent_asset_id, child_asset_id, operation, parent_role, provider_id,
+    parent_start_sec, parent_frame, sequence_order) FROM STDIN"""
+
+
+def libpq(url: URL) -> str:
+    return url.set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+def fill_database(url: URL, nodes: list[SynthNode], edges: list[SynthEdge]) -> None:
+    """The synthetic assets (ids as generated, owned by the local user the migrations create) and their
+    edges, by COPY in one transaction, then ``VACUUM ANALYZE`` as autovacuum would after such growth."""
+    made = datetime(2025, 1, 1, tzinfo=UTC)
+    with psycopg.connect(libpq(url), autocommit=True) as conn:
+        row = conn.execute("SELECT id FROM users WHERE username = %s", (LOCAL_USERNAME,)).fetchone()
+        if row is None:
+            raise SystemExit(f'the migrated database has no "{LOCAL_USERNAME}" user')
+        user_id = int(row[0])
+        with conn.transaction(), conn.cursor() as cur:
+            with cur.copy(_ASSET_COPY) as copy:
+                for n in nodes:
+                    video = n.media_type == "video"
+                    copy.write_row(
+                        (
+                            n.id, user_id, n.media_type, n.provider_id, f"synthetic_{n.id}",
+                            hashlib.sha256(str(n.id).encode()).hexdigest(), "remote", 2_000_000,
+                            "video/mp4" if video else "image/png", 1280, 720, 5.0 if video else None,
+                            24.0 if video else None, n.title, "general", "generated",
+                            made + timedelta(minutes=n.id),
+                        )
+                    )  # fmt: skip
+            with cur.copy(_LINEAGE_COPY) as copy:
+                for e in edges:
+                    copy.write_row(
+                        (
+                            e.parent, e.child, e.operation, e.role, e.provider_id, e.start_sec, e.frame,
+                            e.sequence_order,
+                        )
+                    )  # fmt: skip
+            # Explicit ids: move the identity past them, as if the assets had been added one by one.
+            cur.execute("SELECT setval(pg_get_serial_sequence('assets', 'id'), (SELECT max(id) FROM assets))")
+        conn.execute("VACUUM ANALYZE assets")
+        conn.execute("VACUUM ANALYZE asset_lineage")
+
+
+def centres(edges: list[SynthEdge], count: int = 5) -> list[int]:
+    """Focus assets for the neighbourhood loads: the busiest node (most edges) and assets spread evenly
+    over the ids that have lineage (old and new projects alike)."""
+    degree: dict[int, int] = {}
+    for e in edges:
+        degree[e.parent] = degree.get(e.parent, 0) + 1
+        degree[e.child] = degree.get(e.child, 0) + 1
+    ids = sorted(degree)
+    busiest = max(ids, key=lambda i: (degree[i], -i))
+    spread = [ids[round((k + 0.5) * len(ids) / (count - 1)) - 1] for k in range(count - 1)]
+    return list(dict.fromkeys([busiest, *spread]))
+
+
+def measure_database(
+    core: CoreLoop, nodes: list[SynthNode], edges: list[SynthEdge], runs: int
+) -> dict[str, Any]:
+    """Fresh embedded PostgreSQL with the graph in it; the real ``LineageGraphService`` timed loading the
+    whole library (alone, and with the layout the view runs after it) and neighbourhoods at 2 and 5 hops."""
+    runs = max(3, runs)
+    tmp = Path(tempfile.mkdtemp(prefix="pixsim-lineage-"))
+    database: EmbeddedDatabase | None = None
+    results: dict[str, Any] = {}
+    try:
+        start = time.perf_counter()
+        database = EmbeddedDatabase(tmp / "data")
+        url = database.start().url
+        migrate.upgrade(url, "head")
+        migrated = time.perf_counter()
+        fill_database(url, nodes, edges)
+        filled = time.perf_counter()
+        print(
+            f"database: started and migrated in {migrated - start:.1f} s; {len(nodes):,} assets and "
+            f"{len(edges):,} edges by COPY + VACUUM ANALYZE in {filled - migrated:.1f} s"
+        )
+        engine = make_async_engine(url)
+        service = LineageGraphService(make_async_session_factory(engine))
+
+        async def load_and_layout() -> tuple[LineageGraph, GraphLayout]:
+            # What LineageView.reload does for the whole library.
+            graph = await service.whole_library()
+            pairs = [(e.parent_id, e.child_id) for e in graph.edges]
+            layout = await asyncio.to_thread(layout_graph, list(graph.nodes), pairs)
+            return graph, layout
+
+        def timed(make: Callable[[], Coroutine[Any, Any, Any]]) -> tuple[float, Any]:
+            begin = time.perf_counter()
+            value = core.run(make(), timeout=120)
+            return (time.perf_counter() - begin) * 1000, value
+
+        try:
+            first_ms, graph = timed(service.whole_library)  # opens the pool's connection, too
+            whole = [timed(service.whole_library)[0] for _ in range(runs)]
+            with_layout = [timed(load_and_layout)[0] for _ in range(runs)]
+            linked = len({e.parent for e in edges} | {e.child for e in edges})
+            results["db_nodes"] = len(graph.nodes)
+            results["db_edges"] = len(graph.edges)
+            if len(graph.nodes) != linked or len(graph.edges) != len(edges):
+                print(
+                    f"WARNING: the whole library loaded {len(graph.nodes):,} nodes and {len(graph.edges):,} "
+                    f"edges; expected {linked:,} and {len(edges):,}"
+                )
+            results["load_whole_first_ms"] = first_ms
+            results["load_whole_ms"] = statistics.median(whole)
+            results["load_whole_runs_ms"] = whole
+            results["load_whole_plus_layout_ms"] = statistics.median(with_layout)
+            results["load_whole_plus_layout_runs_ms"] = with_layout
+            print(
+                f"whole library from the database: {len(graph.nodes):,} nodes, {len(graph.edges):,} edges; "
+                f"median {results['load_whole_ms']:.0f} ms over {runs} runs "
+                f"({', '.join(f'{t:.0f}' for t in whole)}; first {first_ms:.0f} ms); with the layout, "
+                f"median {results['load_whole_plus_layout_ms']:.0f} ms"
+            )
+            focus = centres(edges)
+            for hops in (2, 5):
+                samples: list[float] = []
+                sizes: list[int] = []
+                for asset in focus:
+                    for _ in range(runs):
+                        ms, near = timed(functools.partial(service.neighbourhood, asset, hops=hops))
+                        samples.append(ms)
+                    sizes.append(len(near.nodes))
+                results[f"load_neighbourhood_h{hops}_p50_ms"] = percentile(samples, 50)
+                results[f"load_neighbourhood_h{hops}_p95_ms"] = percentile(samples, 95)
+                results[f"load_neighbourhood_h{hops}_nodes"] = sizes
+                print(
+                    f"neighbourhood at {hops} hops of {len(focus)} assets ({', '.join(map(str, sizes))} nodes): "
+                    f"p50 {percentile(samples, 50):.1f} ms, p95 {percentile(samples, 95):.1f} ms "
+                    f"over {len(samples)} loads"
+                )
+            # The view's default: two hops.
+            results["load_neighbourhood_ms"] = results["load_neighbourhood_h2_p50_ms"]
+        finally:
+            core.run(engine.dispose(), timeout=30)
+    finally:
+        if database is not None:
+            database.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+    return results
+
+
+def rounded(value: Any) -> Any:
+    """Figures to 0.1 ms in the JSON (lists too); counts as they are."""
+    if isinstance(value, float):
+        return round(value, 1)
+    if isinstance(value, list):
+        return [rounded(v) for v in value]
+    return value
 
 
 def pan(view: Any, frames: int) -> list[float]:
@@ -182,6 +361,9 @@ def main() -> int:
     parser.add_argument("--frames", type=int, default=120)
     parser.add_argument("--size", default="1400x800", help="view size, WxH")
     parser.add_argument("--platform", default="offscreen", help="Qt platform: offscreen (default) or xcb")
+    parser.add_argument(
+        "--no-db", action="store_true", help="skip the database stage (no PostgreSQL is started)"
+    )
     args = parser.parse_args()
     os.environ["QT_QPA_PLATFORM"] = args.platform
     width, height = (int(v) for v in args.size.split("x"))
@@ -193,7 +375,8 @@ def main() -> int:
     from ui.lineage_view import DEFAULT_ZOOM, LineageView
 
     start = time.perf_counter()
-    graph = build_graph(args.nodes)
+    synth_nodes, synth_edges = synthetic_lineage(args.nodes)
+    graph = build_graph(synth_nodes, synth_edges)
     print(
         f"graph: {len(graph.nodes):,} nodes, {len(graph.edges):,} edges ({time.perf_counter() - start:.2f} s to build)"
     )
@@ -206,11 +389,12 @@ def main() -> int:
     )
 
     app = QApplication.instance() or QApplication(sys.argv)
-    from core.runtime import CoreLoop
-
     core = CoreLoop().start()
     results: dict[str, Any] = {}
+    database: dict[str, Any] = {}
     try:
+        if not args.no_db:
+            database = measure_database(core, synth_nodes, synth_edges, args.runs)
         bridge = CoreBridge(core)
         view = LineageView(bridge)
         view.resize(width, height + 40)
@@ -280,6 +464,7 @@ def main() -> int:
         "layout_runs_ms": [round(t, 1) for t in layout_runs],
         "pan_frame_p95_ms": round(pan_p95, 2),
         **{k: round(v, 2) for k, v in results.items()},
+        **{k: rounded(v) for k, v in database.items()},
         "targets": TARGETS,
         "meets_targets": layout_ms <= TARGETS["layout_ms"] and pan_p95 <= TARGETS["pan_frame_p95_ms"],
         "view_size": args.size,
