@@ -10,6 +10,7 @@ import time
 import traceback
 from collections.abc import Callable
 from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING
 
@@ -95,7 +96,7 @@ async def _run_services(
         await services.aclose()
 
 
-def _services_relay(window: MainWindow) -> Callable[[Services], None]:
+def _services_relay(window: MainWindow, data_dir: Path) -> Callable[[Services], None]:
     """A queued signal that hands the services, built on the core thread, to the window's thread."""
     from PySide6.QtCore import QObject, Signal, Slot
 
@@ -104,7 +105,7 @@ def _services_relay(window: MainWindow) -> Callable[[Services], None]:
 
         @Slot(object)
         def deliver(self, services: Services) -> None:
-            window.attach_services(_window_services(services))
+            window.attach_services(_window_services(services, data_dir))
 
     relay = Relay(window)
     # A bound slot of an object living in the GUI thread: emission from the core thread is queued.
@@ -112,7 +113,7 @@ def _services_relay(window: MainWindow) -> Callable[[Services], None]:
     return relay.ready.emit
 
 
-def _window_services(services: Services) -> WindowServices:
+def _window_services(services: Services, data_dir: Path | None = None) -> WindowServices:
     from ui.context import WindowServices
 
     return WindowServices(
@@ -125,6 +126,13 @@ def _window_services(services: Services) -> WindowServices:
         importer=services.importer,
         thumbnails=services.thumbnails,
         story=services.story,
+        segments=services.segments,
+        embeddings=services.embeddings,
+        # The window loads the installed embedders off the GUI thread, hands them to the indexer
+        # and starts its queue on the core loop; Services.aclose stops it when the app quits.
+        indexer=services.indexer,
+        http=services.http,
+        data_dir=data_dir,
     )
 
 
@@ -202,7 +210,7 @@ def _run_window(
     # Generation jobs run in the app too: queued or unfinished ones resume where they stopped. The
     # providers and the runner are built on the core loop after the window is up (start-up stays fast).
     runner_stop = asyncio.Event()
-    deliver = _services_relay(window)
+    deliver = _services_relay(window, settings.data_dir)
     runner = core.submit(_run_services(settings, handle, runner_stop, deliver))
     current = [settings]
 

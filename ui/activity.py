@@ -40,12 +40,14 @@ from core.text import human_bytes
 from core.transfer.events import Phase, TransferEvent
 
 if TYPE_CHECKING:
+    from core.embeddings.indexer import IndexEvent
     from core.jobs.service import JobEvent, JobSummary
 
 AnyIndex = QModelIndex | QPersistentModelIndex
 ProgressRole = Qt.ItemDataRole.UserRole + 1
 KeyRole = Qt.ItemDataRole.UserRole + 2
 MAX_FINISHED = 200
+INDEX_KEY = "index"  # the one row of the background indexer
 
 
 class CoreEvents(QObject):
@@ -53,6 +55,7 @@ class CoreEvents(QObject):
 
     transfer_did_progress = Signal(object)  # TransferEvent
     job_did_change = Signal(object)  # JobEvent
+    index_did_progress = Signal(object)  # IndexEvent
 
 
 @dataclass(frozen=True)
@@ -160,6 +163,16 @@ class ActivityModel(QAbstractTableModel):
         self._rows[position] = row
         self.dataChanged.emit(self.index(position, 0), self.index(position, len(COLUMNS) - 1))
 
+    def remove(self, key: str) -> bool:
+        position = self._index.get(key)
+        if position is None:
+            return False
+        self.beginRemoveRows(QModelIndex(), position, position)
+        del self._rows[position]
+        self._reindex()
+        self.endRemoveRows()
+        return True
+
     def _reindex(self) -> None:
         self._index = {r.key: i for i, r in enumerate(self._rows)}
 
@@ -261,6 +274,53 @@ class ActivityModel(QAbstractTableModel):
                 result_asset_ids=job.result_asset_ids,
             )
         )
+
+    def on_index(self, event: IndexEvent) -> None:
+        """The background indexer's row: phase, done of total, Cancel. A pass that found nothing to
+        do leaves no row (the periodic sweep would otherwise add one every few minutes); a pass that
+        did something settles as Done; a failure stays, in red, with its message."""
+        from core.embeddings.indexer import IndexPhase
+
+        old = self.find(INDEX_KEY)
+        if event.phase is IndexPhase.DONE and event.total == 0:
+            if old is not None and not old.finished:
+                self.remove(INDEX_KEY)
+            return
+        if event.phase is IndexPhase.EMBEDDING and event.total == 0:
+            return  # nothing missing for this model: no row yet
+        if event.phase is IndexPhase.ANALYSING:
+            title, state = "Finding scenes in videos", "Analysing"
+        elif event.phase is IndexPhase.EMBEDDING:
+            model = event.model or ""
+            what = "visual signature" if "visual-signature" in model else model.rsplit("/", 1)[-1]
+            title, state = f"Indexing for similarity ({what})", "Indexing"
+        else:
+            title = old.title if old is not None else "Indexing for similarity"
+            state = _INDEX_STATE[event.phase.value]
+        if event.phase is IndexPhase.DONE:
+            progress: float | None = 1.0
+        elif event.phase.is_final:
+            progress = old.progress if old is not None else 0.0
+        else:
+            progress = event.done / event.total if event.total else None
+        detail = event.message or (
+            f"{event.done:,} of {event.total:,}" if not event.phase.is_final else event.label
+        )
+        self.upsert(
+            ActivityRow(
+                key=INDEX_KEY,
+                title=title,
+                state=state,
+                progress=progress,
+                detail=detail,
+                finished=event.phase.is_final,
+                failed=event.phase.value in ("failed", "cancelled"),
+                started=old.started if old is not None and not old.finished else time.monotonic(),
+            )
+        )
+
+
+_INDEX_STATE = {"done": "Done", "cancelled": "Cancelled", "failed": "Failed"}
 
 
 class ProgressDelegate(QStyledItemDelegate):

@@ -52,6 +52,7 @@ from core.library import (
     LibraryQuery,
     LibraryService,
     SavedSearch,
+    SimilarTo,
     SortOrder,
     normalize_tag,
     normalize_tags,
@@ -77,6 +78,20 @@ SORT_LABELS: dict[SortOrder, str] = {
     SortOrder.RELEVANCE: "Best match",
 }
 RATING_LABELS: dict[ContentRating, str] = {r: r.value.capitalize() for r in RATING_ORDER}
+
+
+WORDS_PLACEHOLDER = "Search titles, prompts, tags…"
+DESCRIBE_PLACEHOLDER = "Describe what you look for, e.g. a lighthouse at night in the rain"
+HOW_TO_DESCRIBE = (
+    "Describe needs the CLIP model: Settings → Models → Install, "
+    "or run `pixsim models install clip` in a terminal."
+)
+
+
+def model_label(model: str) -> str:
+    """A short name for an embedding model id: "pixsim/visual-signature@1" → "visual signature"."""
+    name = model.rsplit("/", 1)[-1].split("@", 1)[0]
+    return "CLIP" if name.lower().startswith("clip") else name.replace("-", " ")
 
 
 def domain_label(domain: ContentDomain) -> str:
@@ -304,9 +319,15 @@ class FilterBar(QWidget):
         bridge: CoreBridge | None = None,
         library: LibraryService | None = None,
         parent: QWidget | None = None,
+        *,
+        stack_duplicates: bool = False,
     ) -> None:
         super().__init__(parent)
         self.setObjectName("filterBar")
+        # Find-similar (from an asset, a segment or a frame) and one stack of duplicates shown.
+        self._similar: SimilarTo | None = None
+        self._group: tuple[int, str] | None = None
+        self._describe_model: str | None = None  # a text-capable model (CLIP) is loaded
         self._bridge = bridge
         self._library = library
         self._include_age_restricted = False
@@ -329,8 +350,27 @@ class FilterBar(QWidget):
 
         self.search = QLineEdit()
         self.search.setObjectName("librarySearch")
-        self.search.setPlaceholderText("Search titles, prompts, tags…")
+        self.search.setPlaceholderText(WORDS_PLACEHOLDER)
         self.search.setToolTip("Words in titles, descriptions, prompts and tags (Esc clears)")
+
+        # Words (full text) or Describe (CLIP: pictures that look like the description).
+        self.words_action = QAction("Words", self, checkable=True, checked=True)
+        self.words_action.setToolTip("Find words in titles, descriptions, prompts and tags")
+        self.describe_action = QAction("Describe", self, checkable=True)
+        self.describe_action.setEnabled(False)
+        self.describe_action.setToolTip(HOW_TO_DESCRIBE)
+        self.words_action.triggered.connect(lambda: self.set_describe(False))
+        self.describe_action.triggered.connect(lambda: self.set_describe(True))
+        mode_menu = QMenu(self)
+        mode_menu.setToolTipsVisible(True)
+        mode_menu.addAction(self.words_action)
+        mode_menu.addAction(self.describe_action)
+        self.mode_button = QToolButton()
+        self.mode_button.setObjectName("searchMode")
+        self.mode_button.setText("Words")
+        self.mode_button.setMenu(mode_menu)
+        self.mode_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        self.mode_button.setToolTip("Search by words. " + HOW_TO_DESCRIBE)
         self.search.setClearButtonEnabled(True)
         self.search.textChanged.connect(self._search_changed)
         self.search.returnPressed.connect(self._changed)
@@ -403,6 +443,27 @@ class FilterBar(QWidget):
         self.save_button.setMenu(menu)
         self.save_button.setPopupMode(QToolButton.ToolButtonPopupMode.MenuButtonPopup)
 
+        self.stack_check = QCheckBox("Stack duplicates")
+        self.stack_check.setObjectName("stackDuplicates")
+        self.stack_check.setToolTip(
+            "Show one card per group of near-duplicates, with a count; nothing is deleted.\n"
+            "Right-click a stacked card → Show Duplicates to see its group."
+        )
+        self.stack_check.setChecked(stack_duplicates)
+        self.stack_check.toggled.connect(lambda _on: self._changed())
+
+        # The chip of a find-similar search or of one stack of duplicates: click to leave it.
+        self.similar_chip = QToolButton()
+        self.similar_chip.setObjectName("similarChip")
+        self.similar_chip.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
+        self.similar_chip.setStyleSheet(
+            "QToolButton#similarChip { border: 1px solid palette(highlight); border-radius: 10px;"
+            " padding: 2px 10px; background: palette(alternate-base); font-weight: 600; }"
+            "QToolButton#similarChip:hover { background: palette(midlight); }"
+        )
+        self.similar_chip.clicked.connect(self.leave_similar)
+        self.similar_chip.hide()
+
         self.status = QLabel()
         self.status.setObjectName("filterStatus")
         self.status.setWordWrap(False)
@@ -410,6 +471,7 @@ class FilterBar(QWidget):
 
         top = QHBoxLayout()
         top.setSpacing(6)
+        top.addWidget(self.mode_button)
         top.addWidget(self.search, 1)
         top.addWidget(self.saved_box)
         top.addWidget(self.save_button)
@@ -426,6 +488,10 @@ class FilterBar(QWidget):
         bottom.addWidget(self.sort_box)
         bottom.addWidget(self.filters_button)
         bottom.addWidget(self.clear_button)
+        bottom.addSpacing(8)
+        bottom.addWidget(self.stack_check)
+        bottom.addSpacing(8)
+        bottom.addWidget(self.similar_chip)
         bottom.addStretch(1)
         bottom.addWidget(self.status)
         layout = QVBoxLayout(self)
@@ -463,6 +529,11 @@ class FilterBar(QWidget):
             day = _pydate(panel.to_date.date())
             exact = self._exact_to
             created_to = exact[1] if exact and exact[0] == day else _day_start(day + timedelta(days=1))
+        text, similar = self.search.text(), self._similar
+        if self.describing and text.strip() and self._describe_model is not None:
+            # Describe mode: the words are a picture's description, matched by CLIP, not full text.
+            similar = SimilarTo(label=f"“{text.strip()}”", model=self._describe_model, text=text.strip())
+            text = ""
         return dataclasses.replace(
             self._hidden,
             media_types=media,
@@ -472,10 +543,76 @@ class FilterBar(QWidget):
             max_content_rating=panel.max_rating.currentData(),
             created_from=created_from,
             created_to=created_to,
-            text=self.search.text(),
+            text=text,
             sort=self.sort_box.currentData(),
             include_age_restricted=self._include_age_restricted,
+            stack_duplicates=self.stack_check.isChecked(),
+            duplicate_group=self._group[0] if self._group else None,
+            similar_to=similar,
         )
+
+    @property
+    def describing(self) -> bool:
+        """The search field takes a description (CLIP) instead of words."""
+        return self.describe_action.isChecked()
+
+    def set_describe_model(self, model: str | None) -> None:
+        """The text-capable model loaded (CLIP), or None: Describe is offered only with one."""
+        self._describe_model = model
+        self.describe_action.setEnabled(model is not None)
+        if model is None:
+            self.describe_action.setToolTip(HOW_TO_DESCRIBE)
+            self.mode_button.setToolTip("Search by words. " + HOW_TO_DESCRIBE)
+            if self.describing:
+                self.set_describe(False)
+        else:
+            self.describe_action.setToolTip(
+                f"Find pictures and scenes that look like a description ({model_label(model)})"
+            )
+            self.mode_button.setToolTip(
+                "Words: full-text search · Describe: pictures that look like the words"
+            )
+
+    def set_describe(self, on: bool) -> None:
+        """Switch the search field between words and descriptions (re-runs what is typed)."""
+        on = on and self._describe_model is not None
+        self.describe_action.setChecked(on)
+        self.words_action.setChecked(not on)
+        self.mode_button.setText("Describe" if on else "Words")
+        self.search.setPlaceholderText(DESCRIBE_PLACEHOLDER if on else WORDS_PLACEHOLDER)
+        if on and self._similar is not None:
+            self._similar = None  # one likeness at a time: the description replaces the chip
+        self._changed()
+
+    @property
+    def similar(self) -> SimilarTo | None:
+        return self._similar
+
+    def set_similar(self, similar: SimilarTo | None) -> None:
+        """Show results like ``similar``'s source (with the other filters), or leave that mode."""
+        self._similar = similar
+        if similar is not None:
+            self._group = None
+            if self.describing:
+                self._loading = True
+                try:
+                    self.search.clear()
+                    self.set_describe(False)
+                finally:
+                    self._loading = False
+        self._changed()
+
+    def show_duplicate_group(self, group: int, name: str) -> None:
+        """Only the members of one stack of near-duplicates."""
+        self._group = (group, name)
+        self._similar = None
+        self._changed()
+
+    def leave_similar(self) -> None:
+        """The chip's ✕: back to the library (find-similar or one stack of duplicates)."""
+        self._similar = None
+        self._group = None
+        self._changed()
 
     def set_query(self, query: LibraryQuery) -> None:
         """Show ``query`` in the controls (a saved search was chosen) and emit it once.
@@ -485,6 +622,17 @@ class FilterBar(QWidget):
         self._loading = True
         try:
             self._debounce.stop()
+            similar = query.similar_to
+            if similar is not None and similar.text is not None and self._describe_model is not None:
+                self.set_describe(True)
+                query = dataclasses.replace(query, text=similar.text)
+                similar = None
+            elif self.describing:
+                self.set_describe(False)
+            self._similar = similar
+            self._group = (
+                (query.duplicate_group, f"#{query.duplicate_group}") if query.duplicate_group else None
+            )
             self._hidden = LibraryQuery(
                 on_providers=query.on_providers,
                 content_category=query.content_category,
@@ -674,7 +822,11 @@ class FilterBar(QWidget):
         self.delete_action.setEnabled(current is not None)
 
     def _as_shown(self, query: LibraryQuery) -> LibraryQuery:
-        return dataclasses.replace(query, include_age_restricted=self._include_age_restricted)
+        return dataclasses.replace(
+            query,
+            include_age_restricted=self._include_age_restricted,
+            stack_duplicates=self.stack_check.isChecked(),
+        )
 
     def _ask_name(self, title: str, label: str, text: str, then: Callable[[str], None]) -> None:
         # open(), never exec(): a nested event loop would stall the app's qasync loop.
@@ -785,6 +937,26 @@ class FilterBar(QWidget):
         active = self.panel.active_count()
         self.filters_button.setText(f"Filters ({active})" if active else "Filters")
         empty = LibraryQuery(
-            sort=self.sort_box.currentData(), include_age_restricted=self._include_age_restricted
+            sort=self.sort_box.currentData(),
+            include_age_restricted=self._include_age_restricted,
+            stack_duplicates=self.stack_check.isChecked(),
         )
         self.clear_button.setEnabled(self.query() != empty)
+        self._update_chip()
+
+    def _update_chip(self) -> None:
+        similar, group = self._similar, self._group
+        if similar is not None:
+            name = similar.label if len(similar.label) <= 40 else similar.label[:39] + "…"
+            self.similar_chip.setText(f"Similar to: {name}  ✕")
+            self.similar_chip.setToolTip(
+                f"In order of likeness to {similar.label}, by {model_label(similar.model)}, with the "
+                f"filters on the left ({similar.k} at most).\nClick to go back to the library."
+            )
+        elif group is not None:
+            self.similar_chip.setText(f"Duplicates of: {group[1]}  ✕")
+            self.similar_chip.setToolTip("One stack of near-duplicates. Click to go back to the library.")
+        self.similar_chip.setVisible(similar is not None or group is not None)
+        in_order = similar is not None or (self.describing and bool(self.search.text().strip()))
+        self.sort_box.setEnabled(not in_order)
+        self.sort_box.setToolTip("Results are in order of likeness" if in_order else "Sort order")

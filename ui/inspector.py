@@ -7,14 +7,18 @@ selected assets at once with ``update_many``. The window fills the preview image
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import json
 from collections.abc import Callable, Collection, Mapping
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QSize, Qt, QTimer, Signal
 from PySide6.QtGui import (
     QColor,
     QFontDatabase,
+    QIcon,
     QImage,
     QKeyEvent,
     QKeySequence,
@@ -62,6 +66,14 @@ from core.library import (
 from core.text import human_bytes
 from ui.bridge import CoreBridge
 from ui.filter_bar import ERROR_COLOR, MEDIA_LABELS, RATING_LABELS, TagCompleter, domain_label, split_tags
+
+if TYPE_CHECKING:
+    from core.embeddings.base import Embedder
+    from core.embeddings.classify import Suggestions
+    from core.embeddings.store import EmbeddingStore
+    from core.segments import SegmentInfo, SegmentService
+
+SCENE_THUMB = QSize(112, 63)
 
 EMPTY_TEXT = "Select an asset to see where it came from"
 EMPTY_DETAIL = (
@@ -313,6 +325,8 @@ class Inspector(QWidget):
     asset_changed = Signal(int)  # an asset id, after a save: refresh its card
     assets_changed = Signal(object)  # tuple[int, ...], after a bulk classification edit
     story_requested = Signal(int)  # a video's id: open it in the story editor
+    scene_requested = Signal(int, float)  # a video's id and a scene's start: open the editor there
+    similar_requested = Signal(int, str)  # an asset's id and name: find what looks like it
 
     def __init__(
         self,
@@ -333,6 +347,10 @@ class Inspector(QWidget):
         self._token = 0  # bumped on every change of what is shown; older answers are dropped
         self._saving = False
         self._filling = False
+        self._segments: SegmentService | None = None
+        self._embeddings: EmbeddingStore | None = None
+        self._text_embedder: Embedder | None = None
+        self._suggestions: Suggestions | None = None
 
         self._loading_timer = QTimer(self)
         self._loading_timer.setSingleShot(True)
@@ -421,6 +439,19 @@ class Inspector(QWidget):
         self._include_age_restricted = include
         if self._asset_id is not None and not self._saving:
             self.show_asset(self._asset_id)
+
+    def set_services(self, segments: SegmentService | None, embeddings: EmbeddingStore | None) -> None:
+        """Scene segments (the Scenes section) and vectors (suggestions), once the core is up."""
+        self._segments = segments
+        self._embeddings = embeddings
+        if self._detail is not None:
+            self._fill_analysis(self._detail)
+
+    def set_text_embedder(self, embedder: Embedder | None) -> None:
+        """CLIP when it is loaded: classification suggestions are offered (never applied unasked)."""
+        self._text_embedder = embedder
+        if self._detail is not None:
+            self._fill_analysis(self._detail)
 
     def set_provider_names(self, names: Mapping[str, str]) -> None:
         """Display names for provider ids (ids are shown otherwise)."""
@@ -602,10 +633,54 @@ class Inspector(QWidget):
             "Play the video frame by frame; add branch points, variants and named clips (Ctrl+E)"
         )
         self.story_button.clicked.connect(self._request_story)
-        layout.addWidget(self.story_button)
+        self.similar_button = QPushButton("Find Similar")
+        self.similar_button.setObjectName("inspectorFindSimilar")
+        self.similar_button.setToolTip(
+            "Show pictures, videos and scenes that look like this one (Ctrl+Shift+F)"
+        )
+        self.similar_button.clicked.connect(self._request_similar)
+        actions = QHBoxLayout()
+        actions.setSpacing(6)
+        actions.addWidget(self.story_button)
+        actions.addWidget(self.similar_button)
+        layout.addLayout(actions)
         layout.addWidget(_section("About this asset"))
         layout.addLayout(edits)
         layout.addLayout(buttons)
+        self.suggestion_label = QLabel()
+        self.suggestion_label.setObjectName("inspectorSuggestion")
+        self.suggestion_label.setWordWrap(True)
+        self.suggestion_label.setTextFormat(Qt.TextFormat.PlainText)
+        self.suggestion_apply = QPushButton("Apply")
+        self.suggestion_apply.setObjectName("inspectorApplySuggestion")
+        self.suggestion_apply.setToolTip("Use the suggested domain, category and rating and save")
+        self.suggestion_apply.clicked.connect(self.apply_suggestion)
+        suggestion_row = QHBoxLayout()
+        suggestion_row.addWidget(self.suggestion_label, 1)
+        suggestion_row.addWidget(self.suggestion_apply, 0, Qt.AlignmentFlag.AlignTop)
+        self.suggestion_box = QFrame()
+        self.suggestion_box.setObjectName("inspectorSuggestionBox")
+        self.suggestion_box.setLayout(suggestion_row)
+        self.suggestion_box.hide()
+        layout.addWidget(self.suggestion_box)
+        self.scenes_heading = _section("Scenes")
+        self.scenes_list = QListWidget()
+        self.scenes_list.setObjectName("inspectorScenes")
+        self.scenes_list.setViewMode(QListWidget.ViewMode.IconMode)
+        self.scenes_list.setFlow(QListWidget.Flow.LeftToRight)
+        self.scenes_list.setWrapping(True)
+        self.scenes_list.setResizeMode(QListWidget.ResizeMode.Adjust)
+        self.scenes_list.setMovement(QListWidget.Movement.Static)
+        self.scenes_list.setIconSize(SCENE_THUMB)
+        self.scenes_list.setGridSize(QSize(SCENE_THUMB.width() + 10, SCENE_THUMB.height() + 26))
+        self.scenes_list.setToolTip("Click a scene to open the video there in the story editor")
+        self.scenes_list.itemClicked.connect(self._scene_clicked)
+        self.scenes_list.itemActivated.connect(self._scene_clicked)
+        self.scenes_none = _dim()
+        self.scenes_none.setObjectName("inspectorScenesNone")
+        layout.addWidget(self.scenes_heading)
+        layout.addWidget(self.scenes_list)
+        layout.addWidget(self.scenes_none)
         layout.addWidget(_section("Provider references"))
         layout.addWidget(self.refs_table)
         layout.addWidget(self.refs_none)
@@ -737,9 +812,124 @@ class Inspector(QWidget):
             self._fill_lineage(detail)
             self._fill_job(detail)
             self.story_button.setVisible(detail.media_type is MediaType.VIDEO)
+            self.similar_button.setVisible(detail.media_type in (MediaType.IMAGE, MediaType.VIDEO))
         finally:
             self._filling = False
         self._edited()
+        self._fill_analysis(detail)
+
+    def _request_similar(self) -> None:
+        if self._detail is not None:
+            self.similar_requested.emit(self._detail.id, self._detail.display_name)
+
+    # -- scenes and suggestions -------------------------------------------------------------------
+
+    def _fill_analysis(self, detail: AssetDetail) -> None:
+        """Scenes of a video and classification suggestions, each loaded on the core loop."""
+        token = self._token
+        video = detail.media_type is MediaType.VIDEO
+        self.scenes_heading.setVisible(video)
+        self.scenes_list.setVisible(False)
+        self.scenes_none.setVisible(video)
+        self.scenes_list.clear()
+        if video:
+            if self._segments is None:
+                self.scenes_none.setText("Scenes appear once PixSim has started.")
+            else:
+                self.scenes_none.setText("Loading scenes…")
+                self._bridge.call(
+                    self._segments.segments(detail.id),
+                    lambda found: self._show_scenes(token, detail.id, found),
+                    lambda error: self._scenes_failed(token, error),
+                )
+        self._suggestions = None
+        self.suggestion_box.hide()
+        embedder, store = self._text_embedder, self._embeddings
+        if (
+            embedder is not None
+            and store is not None
+            and detail.media_type in (MediaType.IMAGE, MediaType.VIDEO)
+        ):
+            self._bridge.call(
+                _suggest(store, embedder, detail.id),
+                lambda found: self._show_suggestions(token, found),
+                lambda error: self._show_suggestions(token, None),
+            )
+
+    def _show_scenes(self, token: int, asset_id: int, scenes: list[SegmentInfo]) -> None:
+        if token != self._token:
+            return
+        if not scenes:
+            self.scenes_none.setText(
+                "Not analysed yet: scenes are found in the background (Transfers and Jobs shows it)."
+            )
+            return
+        self.scenes_none.hide()
+        self.scenes_list.show()
+        placeholder = QPixmap(SCENE_THUMB)
+        placeholder.fill(QColor(38, 40, 46))
+        for scene in scenes:
+            item = QListWidgetItem(QIcon(placeholder), format_duration(scene.start_sec))
+            item.setData(Qt.ItemDataRole.UserRole, (asset_id, scene.start_sec))
+            end = f" – {format_duration(scene.end_sec)}" if scene.end_sec is not None else ""
+            item.setToolTip(f"Scene {format_duration(scene.start_sec)}{end}: click to open it there")
+            self.scenes_list.addItem(item)
+            if self._segments is not None:
+                self._bridge.call(
+                    _keyframe(self._segments, scene.id),
+                    functools.partial(self._scene_image, token, item),
+                    lambda _error: None,
+                )
+        rows = (len(scenes) + 1) // 2
+        self.scenes_list.setFixedHeight(min(3, rows) * (SCENE_THUMB.height() + 26) + 8)
+
+    def _scene_image(self, token: int, item: QListWidgetItem, image: QImage | None) -> None:
+        if token == self._token and image is not None and not image.isNull():
+            item.setIcon(QIcon(QPixmap.fromImage(image)))
+
+    def _scenes_failed(self, token: int, error: BaseException) -> None:
+        if token == self._token:
+            self.scenes_none.setText(f"Scenes could not be loaded: {error}")
+
+    def _scene_clicked(self, item: QListWidgetItem) -> None:
+        data = item.data(Qt.ItemDataRole.UserRole)
+        if data:
+            asset_id, start = data
+            self.scene_requested.emit(int(asset_id), float(start))
+
+    def _show_suggestions(self, token: int, suggestions: Suggestions | None) -> None:
+        if token != self._token or suggestions is None:
+            return
+        detail = self._detail
+        if detail is None:
+            return
+        self._suggestions = suggestions
+        parts = [
+            f"{_words(suggestions.domain.value)} ({suggestions.domain.confidence * 100:.0f} %)",
+            f"category {suggestions.category.value} ({suggestions.category.confidence * 100:.0f} %)",
+            f"rating {suggestions.rating.value} ({suggestions.rating.confidence * 100:.0f} %)",
+        ]
+        same = (
+            detail.content_domain == suggestions.domain_value
+            and detail.content_category == suggestions.category.value
+            and detail.content_rating == suggestions.rating_value
+        )
+        self.suggestion_label.setText("Suggested: " + " · ".join(parts))
+        self.suggestion_apply.setEnabled(not same)
+        self.suggestion_apply.setToolTip(
+            "Already applied" if same else "Use the suggested domain, category and rating and save"
+        )
+        self.suggestion_box.show()
+
+    def apply_suggestion(self) -> None:
+        """The user confirms the suggestion: fill the classification fields and save."""
+        suggestions = self._suggestions
+        if suggestions is None or self._detail is None:
+            return
+        self.domain_box.setCurrentIndex(max(0, self.domain_box.findData(suggestions.domain_value)))
+        self.category_edit.setText(suggestions.category.value)
+        self.rating_box.setCurrentIndex(max(0, self.rating_box.findData(suggestions.rating_value)))
+        self.save()
 
     def _request_story(self) -> None:
         if self._detail is not None and self._detail.media_type is MediaType.VIDEO:
@@ -1033,3 +1223,29 @@ class Inspector(QWidget):
                 self.bulk_status.setText(f"Not saved: {error}")
 
         self._bridge.call(self._library.update_many(ids, edit), done, failed)
+
+
+async def _keyframe(segments: SegmentService, segment_id: int) -> QImage | None:
+    """A scene's keyframe, scaled for the Scenes list (decoded on the core thread, not the GUI's)."""
+    path = await segments.keyframe_file(segment_id)
+    image = QImage(str(path))
+    if image.isNull():
+        return None
+    return image.scaled(
+        SCENE_THUMB, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation
+    )
+
+
+async def _suggest(store: EmbeddingStore, embedder: Embedder, asset_id: int) -> Suggestions | None:
+    """CLIP zero-shot suggestions from the asset's stored CLIP vector; None until it is indexed."""
+    from core.embeddings import classify
+    from core.embeddings.store import NotEmbedded, Subject
+
+    model = next((m for m in await store.models() if m.name == embedder.model_id), None)
+    if model is None:
+        return None
+    try:
+        vector = await store.vector(model.id, Subject.asset(asset_id))
+    except NotEmbedded:
+        return None
+    return await asyncio.to_thread(classify.suggest, vector, embedder)  # type: ignore[arg-type]

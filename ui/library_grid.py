@@ -13,7 +13,7 @@ import concurrent.futures
 import math
 import time
 from collections import OrderedDict
-from collections.abc import Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -109,6 +109,8 @@ class AssetGridModel(QAbstractListModel):
         self._query = LibraryQuery()
         self._rows: list[AssetCard] = []
         self._row_of: dict[int, int] = {}
+        # Find-similar results may show one video more than once (itself and scene segments).
+        self._more_rows: dict[int, list[int]] = {}
         self._exhausted = True
         self._loading = False
         self._generation = 0
@@ -147,6 +149,7 @@ class AssetGridModel(QAbstractListModel):
         self._generation += 1
         self._rows = []
         self._row_of = {}
+        self._more_rows = {}
         self._arrived = set()
         self._deferred = set()
         self._exhausted = False
@@ -190,7 +193,10 @@ class AssetGridModel(QAbstractListModel):
             first = len(self._rows)
             self.beginInsertRows(QModelIndex(), first, first + len(page) - 1)
             for offset, card in enumerate(page):
-                self._row_of[card.id] = first + offset
+                if card.id in self._row_of:
+                    self._more_rows.setdefault(card.id, []).append(first + offset)
+                else:
+                    self._row_of[card.id] = first + offset
             self._rows.extend(page)
             self.endInsertRows()
         self._loading = False
@@ -263,6 +269,10 @@ class AssetGridModel(QAbstractListModel):
         return self._image(card, "thumb"), False
 
     def _image(self, card: AssetCard, kind: str) -> QImage | None:
+        if card.segment_id is not None:
+            if kind == "scrub":
+                return None  # a scene card shows its keyframe only
+            kind = f"segment:{card.segment_id}"
         key = (card.id, kind)
         image = self.cache.get(key)
         if image is not None or self._loader is None or self.cache.failed(key) or key in self._pending:
@@ -314,6 +324,7 @@ class AssetGridModel(QAbstractListModel):
         if row is not None:
             # Arrivals are announced together a few times a second, not one repaint per thumbnail.
             self._arrived.add(row)
+            self._arrived.update(self._more_rows.get(key[0], ()))
             if not self._announcing:
                 self._announcing = True
                 QTimer.singleShot(ARRIVAL_BATCH_MS, self, self._announce_arrivals)
@@ -354,11 +365,22 @@ def _tooltip(card: AssetCard) -> str:
     if card.duration_sec:
         facts.append(_duration(card.duration_sec))
     lines = [card.display_name, " · ".join(facts)]
+    if card.segment_start_sec is not None:
+        lines.append(f"Scene at {_duration(card.segment_start_sec)} — double-click to open it there")
+    if card.distance is not None:
+        lines.append(f"{similarity_percent(card.distance)} % alike")
+    if card.stack_size > 1:
+        lines.append(f"{card.stack_size} near-duplicates stacked (right-click: Show Duplicates)")
     if card.providers:
         lines.append("on " + ", ".join(card.providers))
     if card.tags:
         lines.append("#" + " #".join(card.tags[:8]))
     return "\n".join(lines)
+
+
+def similarity_percent(distance: float) -> int:
+    """A cosine distance as the "alike" percentage a card shows (0 % for orthogonal or opposite)."""
+    return max(0, min(100, round((1.0 - distance) * 100)))
 
 
 def _duration(seconds: float) -> str:
@@ -555,15 +577,78 @@ class AssetCardDelegate(QStyledItemDelegate):
             painter.setPen(QColor("white"))
             painter.drawText(badge, Qt.AlignmentFlag.AlignCenter, label)
             x -= width + 4
-        if card.duration_sec:
-            text = _duration(card.duration_sec)
-            width = metrics.horizontalAdvance(text) + 10
-            badge = QRectF(rect.right() - 6 - width, rect.bottom() - 22, width, 16)
-            painter.setPen(Qt.PenStyle.NoPen)
-            painter.setBrush(QColor(0, 0, 0, 160))
-            painter.drawRoundedRect(badge, 4, 4)
-            painter.setPen(QColor("white"))
-            painter.drawText(badge, Qt.AlignmentFlag.AlignCenter, text)
+        if card.duration_sec and card.segment_start_sec is None:
+            self._pill(
+                painter,
+                metrics,
+                _duration(card.duration_sec),
+                rect.right() - 6,
+                rect.bottom() - 22,
+                right=True,
+            )
+        left = rect.left() + 6
+        if card.segment_start_sec is not None:
+            # A scene of a video found by similarity: its keyframe, and where it starts.
+            left = (
+                self._pill(
+                    painter,
+                    metrics,
+                    f"▶ {_duration(card.segment_start_sec)}",
+                    left,
+                    rect.bottom() - 22,
+                    colour=QColor(42, 130, 218, 220),
+                )
+                + 4
+            )
+        if card.stack_size > 1:
+            self._stack_badge(painter, metrics, card.stack_size, left, rect.bottom() - 22)
+        if card.distance is not None:
+            self._pill(
+                painter,
+                metrics,
+                f"{similarity_percent(card.distance)} %",
+                rect.left() + 6,
+                rect.top() + 6,
+                colour=QColor(20, 20, 24, 190),
+            )
+
+    @staticmethod
+    def _pill(
+        painter: QPainter,
+        metrics: QFontMetrics,
+        text: str,
+        x: int,
+        y: int,
+        *,
+        right: bool = False,
+        colour: QColor | None = None,
+    ) -> int:
+        """A small rounded label at (x, y), or ending at x when ``right``; returns its far edge."""
+        width = metrics.horizontalAdvance(text) + 10
+        left = x - width if right else x
+        badge = QRectF(left, y, width, 16)
+        painter.setPen(Qt.PenStyle.NoPen)
+        painter.setBrush(colour or QColor(0, 0, 0, 160))
+        painter.drawRoundedRect(badge, 4, 4)
+        painter.setPen(QColor("white"))
+        painter.drawText(badge, Qt.AlignmentFlag.AlignCenter, text)
+        return left if right else left + width
+
+    @staticmethod
+    def _stack_badge(painter: QPainter, metrics: QFontMetrics, size: int, x: int, y: int) -> None:
+        """Stacked near-duplicates: two offset sheets behind the count, like a pile of prints."""
+        text = f"{size}"
+        width = metrics.horizontalAdvance(text) + 12
+        painter.setPen(QColor(255, 255, 255, 200))
+        for step in (4, 2):
+            painter.setBrush(QColor(70, 74, 84, 230))
+            painter.drawRoundedRect(QRectF(x + step, y - step, width, 16), 3, 3)
+        painter.setPen(Qt.PenStyle.NoPen)
+        painter.setBrush(QColor(225, 140, 40, 240))
+        badge = QRectF(x, y, width, 16)
+        painter.drawRoundedRect(badge, 3, 3)
+        painter.setPen(QColor("white"))
+        painter.drawText(badge, Qt.AlignmentFlag.AlignCenter, text)
 
 
 def _fit(size: QSize, box: QRect) -> QRect:
@@ -577,6 +662,8 @@ def _fit(size: QSize, box: QRect) -> QRect:
 
 
 def _facts(card: AssetCard) -> str:
+    if card.segment_start_sec is not None:
+        return f"scene at {_duration(card.segment_start_sec)} of this video"
     parts = [card.media_type.value.replace("model_3d", "3D").replace("_", " ")]
     if card.width and card.height:
         parts.append(f"{card.width}×{card.height}")
@@ -696,3 +783,33 @@ class AssetGridView(QListView):
 def dropped_paths(mime: QMimeData) -> list[Path]:
     """Local files and folders from a desktop drop (URLs that are not local files are ignored)."""
     return [Path(url.toLocalFile()) for url in mime.urls() if url.isLocalFile()]
+
+
+KeyframeFile = Callable[[int], Awaitable[Path]]
+
+
+class GridThumbnails:
+    """The grid's ``ThumbnailLoader``: the asset thumbnails of ``assets``, and for a scene card
+    (a find-similar segment hit) its stored keyframe (``keyframe_file``), decoded off the GUI thread."""
+
+    def __init__(self, assets: ThumbnailLoader, keyframe_file: KeyframeFile | None, box: QSize) -> None:
+        self._assets = assets
+        self._keyframe_file = keyframe_file
+        self._box = box
+
+    async def thumbnail(self, card: AssetCard) -> QImage | None:
+        if card.segment_id is None:
+            return await self._assets.thumbnail(card)
+        if self._keyframe_file is None:
+            return None
+        path = await self._keyframe_file(card.segment_id)
+        image = QImage(str(path))
+        if image.isNull():
+            return None
+        image = image.scaled(
+            self._box, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation
+        )
+        return image.convertToFormat(QImage.Format.Format_ARGB32_Premultiplied)
+
+    async def scrub_strip(self, card: AssetCard) -> QImage | None:
+        return None if card.segment_id is not None else await self._assets.scrub_strip(card)

@@ -7,6 +7,7 @@ the rest in when the app has built them on the core loop.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 from collections.abc import Callable, Sequence
 from dataclasses import replace
@@ -44,18 +45,18 @@ from PySide6.QtWidgets import (
 )
 
 from core.db.enums import MediaType
-from core.library import AssetCard, LibraryQuery, LibraryService
+from core.library import AssetCard, LibraryQuery, LibraryService, SimilarTo
 from core.lineage_graph import LineageGraphService
 from core.providers.base import ProviderReference, SupportsGenerate, SupportsUpload
 from resources import resource_path
-from ui.activity import ActivityModel, ActivityPanel, ActivityRow, CoreEvents
+from ui.activity import INDEX_KEY, ActivityModel, ActivityPanel, ActivityRow, CoreEvents
 from ui.bridge import CoreBridge
 from ui.context import WindowServices
 from ui.empty_state import EmptyLibraryView
 from ui.filter_bar import FilterBar
 from ui.generate_dialog import GenerateDialog, GenerateRequest, InputAsset, ProviderChoice
 from ui.inspector import Inspector
-from ui.library_grid import THUMB_BOX, AssetGridModel, AssetGridView
+from ui.library_grid import THUMB_BOX, AssetGridModel, AssetGridView, GridThumbnails
 from ui.lineage_view import LineageView
 from ui.providers_dock import ProvidersPanel, ProviderTarget, ProviderTargetsModel
 from ui.settings_dialog import ProviderOption, SettingsDialog, SettingsValues
@@ -64,11 +65,15 @@ from ui.thumbnail_loader import CoreThumbnails
 
 if TYPE_CHECKING:
     from core.demo import DemoProgress, DemoReport
+    from core.embeddings.base import Embedder
+    from core.embeddings.duplicates import DuplicateSummary
     from core.importer import ImportProgress, ImportReport
     from core.jobs.service import JobEvent, JobSummary
     from core.providers.accounts import AccountInfo
 
 APP_TITLE = "PixSim"
+VISUAL_SIGNATURE = "pixsim/visual-signature@1"  # core.embeddings.visual's model id (no weights needed)
+DUPLICATES_KEY = "duplicates"
 
 
 class _Relay(QObject):
@@ -76,6 +81,7 @@ class _Relay(QObject):
 
     import_progress = Signal(object)
     demo_progress = Signal(object)
+    duplicates_progress = Signal(int, int)
 
 
 class MainWindow(QMainWindow):
@@ -109,10 +115,13 @@ class MainWindow(QMainWindow):
         self._import_runs = 0
         self._reselect: set[int] = set()
         self.demo_scale = 1.0  # the share of optional demo items (tests build the essential ones only)
+        # Embedders loaded from the data directory (visual signature, CLIP when installed).
+        self.embedders: list[Embedder] = []
+        self._duplicates_cancel: asyncio.Event | None = None
         include_gated = settings.show_age_restricted if settings else False
 
         # Library: filter bar over the grid (or the empty state).
-        self.filter_bar = FilterBar(bridge, library)
+        self.filter_bar = FilterBar(bridge, library, stack_duplicates=True)
         self.filter_bar.set_age_gate(include_gated)
         cache = ThumbnailCache(thumbnail_budget_bytes) if thumbnail_budget_bytes else ThumbnailCache()
         self.asset_model = AssetGridModel(library, bridge, cache)
@@ -216,6 +225,8 @@ class MainWindow(QMainWindow):
         self.asset_view.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.asset_view.customContextMenuRequested.connect(self._grid_menu)
         self.inspector.story_requested.connect(self.open_story_editor_for)
+        self.inspector.scene_requested.connect(self.open_story_editor_for)
+        self.inspector.similar_requested.connect(self.find_similar_to_asset)
         self.inspector.navigate_requested.connect(self.reveal_asset)
         self.lineage_view.asset_selected.connect(self.reveal_asset)
         self.lineage_view.asset_activated.connect(self.reveal_asset)
@@ -227,6 +238,8 @@ class MainWindow(QMainWindow):
         self.activity_panel.open_requested.connect(self.reveal_asset)
         self.events.transfer_did_progress.connect(self.activity_model.on_transfer)
         self.events.job_did_change.connect(self._on_job_event)
+        self.events.index_did_progress.connect(self._on_index_event)
+        self._relay.duplicates_progress.connect(self._on_duplicates_progress)
         self._relay.import_progress.connect(self._on_import_progress)
         self._relay.demo_progress.connect(self._on_demo_progress)
         self.demo_button.clicked.connect(self.load_demo_library)
@@ -236,14 +249,20 @@ class MainWindow(QMainWindow):
         """The core services are up: providers, jobs, transfers, imports and thumbnails come alive."""
         self.services = services
         thumbnails = CoreThumbnails(services.transfers.store, services.thumbnails, THUMB_BOX)
-        self.asset_model.set_loader(thumbnails)
+        keyframes = services.segments.keyframe_file if services.segments is not None else None
+        self.asset_model.set_loader(GridThumbnails(thumbnails, keyframes, THUMB_BOX))
         self.lineage_view.set_loader(thumbnails)
         self.lineage_view.set_service(LineageGraphService(services.sessions))
         # Core events arrive on the core thread; the signals queue them to this one.
         services.transfers.events.subscribe(self.events.transfer_did_progress.emit)
         services.jobs.events.subscribe(self.events.job_did_change.emit)
+        if services.indexer is not None:
+            services.indexer.subscribe(self.events.index_did_progress.emit)
+        self.inspector.set_services(services.segments, services.embeddings)
+        self.load_embedders(start_indexing=True)
         for action in (self.generate_action, self.import_action, self.import_folder_action, self.demo_action):
             action.setEnabled(True)
+        self.find_duplicates_action.setEnabled(services.embeddings is not None)
         self._update_asset_actions()
         self.demo_button.setEnabled(True)
         self.import_button.setEnabled(True)
@@ -254,6 +273,201 @@ class MainWindow(QMainWindow):
         from core.demo import demo_present  # the demo's recipe loads only when asked about
 
         self._bridge.call(demo_present(services.sessions), self._offer_demo)
+
+    # -- similarity ---------------------------------------------------------------------------
+
+    def load_embedders(self, *, start_indexing: bool = False) -> None:
+        """Load the installed embedders off the GUI thread (CLIP reads ~600 MB), hand them to the
+        indexer (a new model is indexed from scratch), then use them here: describe search, frame
+        search, suggestions. ``start_indexing``: the indexer's queue starts afterwards."""
+        services = self.services
+        if services is None or services.data_dir is None:
+            return
+        data_dir, indexer = services.data_dir, services.indexer
+
+        async def load() -> list[Embedder]:
+            from core.embeddings.models import installed_embedders
+
+            embedders = await asyncio.to_thread(installed_embedders, data_dir)
+            if indexer is not None:
+                await indexer.set_embedders(embedders)
+                if start_indexing:
+                    indexer.start()
+            return embedders
+
+        self._bridge.call(load(), self.set_embedders, lambda e: self._show_error(f"Models not loaded: {e}"))
+
+    def set_embedders(self, embedders: Sequence[Embedder]) -> None:
+        self.embedders = list(embedders)
+        self._library.set_embedders(self.embedders)
+        self.filter_bar.set_describe_model(self._library.text_model)
+        self.inspector.set_text_embedder(next((e for e in self.embedders if e.supports_text), None))
+
+    @property
+    def similarity_model(self) -> str:
+        """The model find-similar uses: CLIP when it is loaded (likeness of content), else the
+        visual signature (likeness of colour, texture and layout)."""
+        return self._library.text_model or VISUAL_SIGNATURE
+
+    def find_similar_to_asset(self, asset_id: int, name: str | None = None) -> None:
+        """Show assets and scenes like ``asset_id`` in the grid, with the current filters."""
+        row = self.asset_model.row_of(asset_id)
+        if name is None:
+            name = self.asset_model.card(row).display_name if row is not None else f"asset #{asset_id}"
+        self.filter_bar.set_similar(SimilarTo(label=name, model=self.similarity_model, asset_id=asset_id))
+        self.stack.setCurrentWidget(self.asset_view)
+
+    def find_similar_selected(self) -> None:
+        cards = self.selected_cards()
+        if len(cards) == 1:
+            card = cards[0]
+            if card.segment_id is not None:
+                label = f"{card.display_name} at {_clock(card.segment_start_sec or 0.0)}"
+                self.filter_bar.set_similar(
+                    SimilarTo(label=label, model=self.similarity_model, segment_id=card.segment_id)
+                )
+            else:
+                self.find_similar_to_asset(card.id, card.display_name)
+
+    def find_similar_to_frame(self, video_id: int, at_sec: float, name: str = "") -> None:
+        """Embed the frame of ``video_id`` at ``at_sec`` (off the GUI thread) and show what looks
+        like it. Uses CLIP when it is loaded, else the visual signature."""
+        if self.services is None:
+            return
+        transfers = self.services.transfers
+        model = self.similarity_model
+        embedder = next((e for e in self.embedders if e.model_id == model), None)
+
+        async def embed() -> tuple[float, ...]:
+            from core.embeddings.visual import VisualSignatureEmbedder
+            from core.thumbnails import render_frame
+
+            path = await transfers.ensure_local(video_id)
+            image = await asyncio.to_thread(render_frame, path, at_sec, 512)
+            chosen = embedder or VisualSignatureEmbedder()
+            vectors = await asyncio.to_thread(chosen.embed_images, [image.convert("RGB")])
+            return tuple(float(v) for v in vectors[0])
+
+        label = f"frame at {_clock(at_sec)} of {name or f'video #{video_id}'}"
+
+        def show(vector: tuple[float, ...]) -> None:
+            self.filter_bar.set_similar(SimilarTo(label=label, model=model, vector=vector))
+            self.stack.setCurrentWidget(self.asset_view)
+            self.raise_()
+            self.activateWindow()
+
+        self.statusBar().showMessage(f"Looking for pictures like the {label}…", 4000)
+        self._bridge.call(embed(), show, lambda e: self._show_error(f"Find similar failed: {e}"))
+
+    def show_duplicates_of(self, card: AssetCard) -> None:
+        if card.duplicate_group_id is not None:
+            self.filter_bar.show_duplicate_group(card.duplicate_group_id, card.display_name)
+
+    def find_duplicates(self) -> None:
+        """Group near-duplicates by their visual signatures, in the background (cancellable). Groups
+        stack in the grid; nothing is ever deleted."""
+        services = self.services
+        if services is None or services.embeddings is None or self._duplicates_cancel is not None:
+            return
+        store, sessions, relay = services.embeddings, services.sessions, self._relay
+        cancel = asyncio.Event()
+        self._duplicates_cancel = cancel
+
+        async def run() -> DuplicateSummary | None:
+            from core.embeddings import duplicates
+            from core.embeddings.visual import VisualSignatureEmbedder
+
+            embedder = VisualSignatureEmbedder()
+            model_id = await store.ensure_model(embedder)
+            try:
+                return await duplicates.refresh(
+                    sessions,
+                    model_id,
+                    embedder.dimensions,
+                    progress=lambda done, total: relay.duplicates_progress.emit(done, total),
+                    cancel=cancel,
+                )
+            except asyncio.CancelledError:
+                if cancel.is_set():
+                    return None  # the user's Cancel: nothing was stored
+                raise
+
+        self.find_duplicates_action.setEnabled(False)
+        self.activity_model.upsert(
+            ActivityRow(key=DUPLICATES_KEY, title="Find near-duplicates", state="Comparing", progress=None)
+        )
+        self.activity_dock.show()
+        self._bridge.call(run(), self._duplicates_found, self._duplicates_failed)
+
+    def _on_duplicates_progress(self, done: int, total: int) -> None:
+        row = self.activity_model.find(DUPLICATES_KEY)
+        if row is not None and not row.finished:
+            fraction = done / total if total else None
+            self.activity_model.upsert(
+                replace(row, progress=fraction, detail=f"{done:,} of {total:,} assets")
+            )
+
+    def _duplicates_found(self, summary: DuplicateSummary | None) -> None:
+        self._duplicates_cancel = None
+        self.find_duplicates_action.setEnabled(True)
+        if summary is None:
+            row = self.activity_model.find(DUPLICATES_KEY)
+            if row is not None:
+                self.activity_model.upsert(
+                    replace(row, state="Cancelled", detail="Nothing was changed", finished=True, failed=True)
+                )
+            return
+        detail = (
+            f"{summary.groups} group{'s' if summary.groups != 1 else ''} of near-duplicates "
+            f"({summary.assets} assets); nothing was deleted"
+        )
+        row = self.activity_model.find(DUPLICATES_KEY)
+        if row is not None:
+            self.activity_model.upsert(replace(row, state="Done", progress=1.0, detail=detail, finished=True))
+        self.statusBar().showMessage(f"Find duplicates: {detail}.", 10_000)
+        self._library.forget_similar()
+        self.refresh()
+
+    def _duplicates_failed(self, error: BaseException) -> None:
+        self._duplicates_cancel = None
+        self.find_duplicates_action.setEnabled(True)
+        row = self.activity_model.find(DUPLICATES_KEY)
+        if row is not None:
+            self.activity_model.upsert(
+                replace(row, state="Failed", detail=str(error), finished=True, failed=True)
+            )
+        self._show_error(f"Finding duplicates failed: {error}")
+
+    def _on_index_event(self, event: Any) -> None:
+        from core.embeddings.indexer import IndexPhase
+
+        self.activity_model.on_index(event)
+        if event.phase is IndexPhase.DONE and event.total:
+            self._library.forget_similar()  # new vectors: the next search sees them
+            indexer = self.services.indexer if self.services is not None else None
+            if indexer is not None:
+
+                async def unreadable() -> int:
+                    return len(indexer.failures)
+
+                self._bridge.call(unreadable(), self._note_index_failures)
+
+    def _note_index_failures(self, count: int) -> None:
+        row = self.activity_model.find(INDEX_KEY)
+        if count and row is not None and row.finished:
+            detail = f"{row.detail} · {count} file{'s' if count != 1 else ''} could not be read (see the log)"
+            self.activity_model.upsert(replace(row, detail=detail, failed=True))
+
+    def notify_indexer(self) -> None:
+        """New assets (imports, generated results, the demo): the indexer embeds them soon."""
+        indexer = self.services.indexer if self.services is not None else None
+        if indexer is None:
+            return
+
+        async def notify() -> None:
+            indexer.notify()
+
+        self._bridge.call(notify(), lambda _: None, lambda _e: None)
 
     def refresh_providers(self) -> None:
         if self.services is not None:
@@ -361,12 +575,13 @@ class MainWindow(QMainWindow):
 
     def _update_asset_actions(self) -> None:
         self.story_action.setEnabled(self.services is not None and self._selected_video() is not None)
+        self.find_similar_action.setEnabled(self.services is not None and len(self.selected_cards()) == 1)
 
     def _activated(self, index: QModelIndex) -> None:
         """Double-click: a video opens in the story editor (its player); anything else in the inspector."""
         card = self.asset_model.card(index.row())
         if card.media_type is MediaType.VIDEO and self.services is not None:
-            self.open_story_editor_for(card.id)
+            self.open_story_editor_for(card.id, card.segment_start_sec)
         else:
             self.inspector_dock.show()
 
@@ -377,7 +592,18 @@ class MainWindow(QMainWindow):
         if not self.asset_view.selectionModel().isSelected(index):
             self.asset_view.setCurrentIndex(index)
         menu = QMenu(self)
+        card = self.asset_model.card(index.row())
+        if card.segment_start_sec is not None:
+            scene = menu.addAction(f"Open Scene at {_clock(card.segment_start_sec)}")
+            scene.triggered.connect(
+                lambda _=False: self.open_story_editor_for(card.id, card.segment_start_sec)
+            )
         menu.addAction(self.story_action)
+        menu.addAction(self.find_similar_action)
+        if card.stack_size > 1 and card.duplicate_group_id is not None:
+            shown = menu.addAction(f"Show Duplicates ({card.stack_size})")
+            shown.setObjectName("showDuplicates")
+            shown.triggered.connect(lambda _=False: self.show_duplicates_of(card))
         menu.addSeparator()
         inspector = menu.addAction("Show in Inspector")
         inspector.triggered.connect(lambda _=False: self.inspector_dock.show())
@@ -394,7 +620,9 @@ class MainWindow(QMainWindow):
             return None
         from ui.story_editor import open_story_editor  # pyqtgraph loads when the editor is first used
 
-        return open_story_editor(self, self.services, self._bridge, asset_id, at_sec)
+        editor = open_story_editor(self, self.services, self._bridge, asset_id, at_sec)
+        editor.similar_frame_requested.connect(self.find_similar_to_frame)
+        return editor
 
     def reveal_asset(self, asset_id: int) -> None:
         """Select the asset in the grid if it is shown; the inspector shows it either way."""
@@ -479,6 +707,8 @@ class MainWindow(QMainWindow):
                 )
             )
         self.statusBar().showMessage("Import: " + ", ".join(parts), 8000)
+        if report.imported:
+            self.notify_indexer()
         if report.failed:
             box = QMessageBox(self)
             box.setIcon(QMessageBox.Icon.Warning)
@@ -579,11 +809,22 @@ class MainWindow(QMainWindow):
                 f"Job {event.job_id} done: new asset {', '.join(map(str, event.result_asset_ids))}.", 8000
             )
             self._reload_timer.start()
+            if event.status.is_terminal:
+                self.notify_indexer()
 
     def _cancel_activity(self, row: ActivityRow) -> None:
         if self.services is None:
             return
-        if row.job_id is not None:
+        if row.key == INDEX_KEY and self.services.indexer is not None:
+            indexer = self.services.indexer
+
+            async def stop() -> None:
+                indexer.cancel()
+
+            self._bridge.call(stop(), lambda _: None)
+        elif row.key == DUPLICATES_KEY and self._duplicates_cancel is not None:
+            self._bridge.call(_set_event(self._duplicates_cancel), lambda _: None)
+        elif row.job_id is not None:
             self._bridge.call(self.services.jobs.cancel(row.job_id), self.activity_model.on_job_summary)
         elif row.transfer_id is not None:
             transfers, transfer_id = self.services.transfers, row.transfer_id
@@ -596,7 +837,11 @@ class MainWindow(QMainWindow):
     def _retry_activity(self, row: ActivityRow) -> None:
         if self.services is None:
             return
-        if row.job_id is not None:
+        if row.key == INDEX_KEY:
+            self.notify_indexer()
+        elif row.key == DUPLICATES_KEY:
+            self.find_duplicates()
+        elif row.job_id is not None:
             self._bridge.call(self.services.jobs.retry(row.job_id), self._job_created)
         elif row.asset_id is not None and row.provider_id is not None:
             target = next((t for t in self._current_targets() if t.provider_id == row.provider_id), None)
@@ -655,6 +900,7 @@ class MainWindow(QMainWindow):
         self.demo_button.hide()
         self.statusBar().showMessage(f"Demo library ready: {detail}.", 8000)
         self.refresh()
+        self.notify_indexer()
 
     def _demo_failed(self, error: BaseException) -> None:
         self.busy.hide()
@@ -727,6 +973,14 @@ class MainWindow(QMainWindow):
             "Open in &Story Editor", self.open_story_editor_selected, "Ctrl+E", enabled=False
         )
         self.story_action.setToolTip("Branch points, variants and clips of the selected video")
+        self.find_similar_action = self._action(
+            "Find &Similar", self.find_similar_selected, "Ctrl+Shift+F", enabled=False
+        )
+        self.find_similar_action.setToolTip("Pictures, videos and scenes that look like the selected asset")
+        self.find_duplicates_action = self._action("Find &Duplicates", self.find_duplicates, enabled=False)
+        self.find_duplicates_action.setToolTip(
+            "Group near-duplicates (re-encodes, resizes, crops) into stacks; nothing is deleted"
+        )
         self.demo_action = self._action("Load &Demo Library", self.load_demo_library, enabled=False)
         self.demo_button.setEnabled(False)
         self.import_button.setEnabled(False)
@@ -760,6 +1014,9 @@ class MainWindow(QMainWindow):
         create_menu.addAction(self.generate_action)
         self.asset_menu = self.menuBar().addMenu("&Asset")
         self.asset_menu.addAction(self.story_action)
+        self.asset_menu.addAction(self.find_similar_action)
+        self.asset_menu.addSeparator()
+        self.asset_menu.addAction(self.find_duplicates_action)
         view_menu = self.menuBar().addMenu("&View")
         for dock in (self.providers_dock, self.inspector_dock, self.activity_dock, self.lineage_dock):
             view_menu.addAction(dock.toggleViewAction())
@@ -815,3 +1072,12 @@ class MainWindow(QMainWindow):
             self._state.setValue("windowState", self.saveState())
             self._state.sync()
         super().closeEvent(event)
+
+
+def _clock(seconds: float) -> str:
+    whole = int(seconds + 0.5)
+    return f"{whole // 60}:{whole % 60:02d}"
+
+
+async def _set_event(event: asyncio.Event) -> None:
+    event.set()

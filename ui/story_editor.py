@@ -235,6 +235,7 @@ class StoryEditor(QMainWindow):
     loaded = Signal(object)  # VideoStory
     problems_changed = Signal(object)  # list[Problem]
     message_shown = Signal(str, bool)  # text, is_error
+    similar_frame_requested = Signal(int, float, str)  # video id, time, video name: find similar
 
     def __init__(
         self,
@@ -513,6 +514,13 @@ class StoryEditor(QMainWindow):
         self.save_frame_action = QAction("Save Frame", self)
         self.save_frame_action.setToolTip("Save the frame at the playhead as an image asset")
         self.save_frame_action.triggered.connect(self.save_frame)
+        self.similar_frame_action = QAction("Find Similar", self)
+        self.similar_frame_action.setObjectName("findSimilarFrame")
+        self.similar_frame_action.setShortcut(QKeySequence("Ctrl+Shift+F"))
+        self.similar_frame_action.setToolTip(
+            "Show pictures, videos and scenes that look like the frame at the playhead in the library"
+        )
+        self.similar_frame_action.triggered.connect(self.find_similar_frame)
         self.playthrough_action = QAction("Playthrough…", self)
         self.playthrough_action.setToolTip("Play the story from this video, choosing at each branch point")
         self.playthrough_action.triggered.connect(self.open_playthrough)
@@ -536,6 +544,7 @@ class StoryEditor(QMainWindow):
 
         file_menu = self.menuBar().addMenu("&File")
         file_menu.addAction(self.save_frame_action)
+        file_menu.addAction(self.similar_frame_action)
         file_menu.addSeparator()
         file_menu.addAction(self.export_action)
         file_menu.addAction(self.twee_action)
@@ -562,6 +571,7 @@ class StoryEditor(QMainWindow):
             None,
             self.add_branch_action,
             self.save_frame_action,
+            self.similar_frame_action,
             None,
             self.zoom_in_action,
             self.zoom_out_action,
@@ -1346,6 +1356,14 @@ class StoryEditor(QMainWindow):
         from ui.story_export import import_story_dialog
 
         import_story_dialog(self, self.services, self.bridge)
+
+    def find_similar_frame(self) -> None:
+        """Ask the library window for what looks like the frame at the playhead (it embeds the frame
+        off the GUI thread and shows the results in its grid)."""
+        if self.player.meta is None:
+            return
+        name = self.story.video.name if self.story is not None else ""
+        self.similar_frame_requested.emit(self.video_id, float(self.player.current_sec), name)
 
     def open_playthrough(self) -> QWidget:
         from ui.playthrough import PlaythroughWindow
