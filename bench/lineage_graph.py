@@ -1,14 +1,22 @@
 """The lineage graph at 10,000 assets: layout time, and pan frame times of the real view next to a naive
 scene (one QGraphicsItem per node, edge and name) panned the same way in the same run.
 
-    .venv/bin/python bench/lineage_graph.py [--nodes 10000] [--runs 5] [--platform offscreen|xcb]
+    .venv/bin/python bench/lineage_graph.py [--nodes 10000] [--runs 5] [--platform offscreen|xcb] [--no-db]
     xvfb-run -a .venv/bin/python bench/lineage_graph.py --platform xcb   # under a real X server
 
 The graph comes from ``bench/lineage_shapes.py`` (projects of stills, image-to-video, extend chains,
 fan-outs of variants, two-parent transitions, three-to-four-keyframe storyboards, cross-project
 remixes), as ``GraphNode``/``GraphEdge`` values with real ``AssetCard``s, the types the database
-query returns; no database is involved (the query is measured by tests/lineage on a real one).
+query returns.
 
+* database (skipped with ``--no-db``): a fresh embedded PostgreSQL in a temporary directory,
+  migrated to head, the same assets (owned by the local user) and edges COPYed into ``assets`` and
+  ``asset_lineage``, then ``VACUUM ANALYZE``. The real ``LineageGraphService`` then loads the whole
+  library (``load_whole_ms``, median of max(3, ``--runs``) after one warm-up load), the whole library
+  plus the layout as the view's reload does it (``load_whole_plus_layout_ms``), and the 2- and 5-hop
+  neighbourhoods of five assets (the busiest and four spread over the ids), ``--runs`` loads each
+  (``load_neighbourhood_ms`` is the p50 at 2 hops, the view's default). Times are wall clock from
+  the calling thread into the core loop and back, as the view waits for them.
 * layout: ``layout_graph`` on the whole graph, median of ``--runs``.
 * pan: the ``LineageView`` shown at ``--size`` with the graph; a frame is
   ``horizontalScrollBar().setValue(value + viewport/8)`` plus ``viewport().repaint()``, ``--frames``
