@@ -49,7 +49,7 @@ def _parser() -> argparse.ArgumentParser:
 
     sub.add_parser("info", help="print settings, paths and the database in use")
 
-    from app import demo_cli, import_cli, jobs_cli, models_cli, segments_cli, story_cli
+    from app import demo_cli, import_cli, index_cli, jobs_cli, models_cli, segments_cli, story_cli
 
     import_cli.add_parsers(sub)
     demo_cli.add_parsers(sub)
@@ -57,6 +57,7 @@ def _parser() -> argparse.ArgumentParser:
     story_cli.add_parsers(sub)
     models_cli.add_parsers(sub)
     segments_cli.add_parsers(sub)
+    index_cli.add_parsers(sub)
     return parser
 
 
@@ -111,6 +112,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from app.segments_cli import run_segments_command
 
             return run_segments_command(args, settings)
+        if args.command == "index":
+            from app.index_cli import run_index_command
+
+            return run_index_command(args, settings)
         if args.command == "story":
             from app.story_cli import run_story_command
 

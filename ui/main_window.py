@@ -929,9 +929,12 @@ class MainWindow(QMainWindow):
             accounts=self.services.accounts if self.services else None,
             bridge=self._bridge,
             providers=providers,
+            data_dir=self.services.data_dir if self.services else None,
+            http=self.services.http if self.services else None,
             parent=self,
         )
         dialog.settings_saved.connect(self._settings_saved)
+        dialog.models_changed.connect(self.load_embedders)
         dialog.finished.connect(lambda _: self.refresh_providers())
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         dialog.open()

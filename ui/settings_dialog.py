@@ -7,12 +7,13 @@ field and go straight to the OS keyring; the dialog never shows one back.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QButtonGroup,
@@ -27,6 +28,7 @@ from PySide6.QtWidgets import (
     QHeaderView,
     QLabel,
     QLineEdit,
+    QProgressBar,
     QPushButton,
     QRadioButton,
     QSpinBox,
@@ -40,6 +42,8 @@ from PySide6.QtWidgets import (
 from ui.bridge import CoreBridge
 
 if TYPE_CHECKING:
+    from core.embeddings.models import InstallProgress, ModelSpec, ModelStatus
+    from core.net.http import SafeHttp
     from core.providers.accounts import AccountInfo, AccountService
 
 GIB = 1024**3
@@ -147,8 +151,217 @@ class AccountDialog(QDialog):
         self.error.show()
 
 
+class _InstallRelay(QObject):
+    """Install progress from the core thread, delivered on the GUI thread (queued)."""
+
+    progress = Signal(object)  # InstallProgress
+
+
+class ModelsPage(QWidget):
+    """Embedding models: the built-in visual signature, and CLIP with its status, Install (progress,
+    Cancel) and Remove. Installing and removing run on the core loop; ``models_changed`` tells the
+    window to load the new set (the indexer then builds the new model's vectors)."""
+
+    models_changed = Signal()
+
+    def __init__(
+        self,
+        bridge: CoreBridge,
+        data_dir: Path | None,
+        http: SafeHttp | None,
+        *,
+        specs: dict[str, ModelSpec] | None = None,
+        parent: QWidget | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.setObjectName("modelsPage")
+        self._bridge = bridge
+        self._data_dir = data_dir
+        self._http = http
+        self._specs = specs  # tests serve the files from a local server
+        self._cancel: asyncio.Event | None = None
+        self._relay = _InstallRelay(self)
+        self._relay.progress.connect(self._on_progress)
+        self.installing = False
+
+        builtin = QLabel(
+            "<b>Visual signature</b> — built in, always on<br>"
+            "Colour, texture and layout of every picture and scene: finds near-duplicates and "
+            "pictures that <i>look</i> alike. Needs no download."
+        )
+        builtin.setObjectName("visualSignatureInfo")
+        builtin.setWordWrap(True)
+        self.clip_title = QLabel("<b>CLIP ViT-B/32</b> (OpenAI weights, ONNX)")
+        self.clip_about = QLabel(
+            "Finds pictures by what they show, searches by description (the search field's "
+            "Describe mode) and suggests a domain, category and rating. About 605 MB, downloaded "
+            "only when you press Install and verified by its published hash."
+        )
+        self.clip_about.setWordWrap(True)
+        self.clip_status = QLabel("Checking…")
+        self.clip_status.setObjectName("clipStatus")
+        self.clip_status.setWordWrap(True)
+        self.clip_status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.progress = QProgressBar()
+        self.progress.setObjectName("clipProgress")
+        self.progress.setTextVisible(True)
+        self.progress.hide()
+        self.install_button = QPushButton("Install")
+        self.install_button.setObjectName("installClip")
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setObjectName("cancelClipInstall")
+        self.cancel_button.hide()
+        self.remove_button = QPushButton("Remove")
+        self.remove_button.setObjectName("removeClip")
+        self.install_button.clicked.connect(self.install)
+        self.cancel_button.clicked.connect(self.cancel)
+        self.remove_button.clicked.connect(self.remove)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.install_button)
+        buttons.addWidget(self.cancel_button)
+        buttons.addWidget(self.remove_button)
+        buttons.addStretch(1)
+        layout = QVBoxLayout(self)
+        layout.addWidget(builtin)
+        layout.addSpacing(12)
+        layout.addWidget(self.clip_title)
+        layout.addWidget(self.clip_about)
+        layout.addWidget(self.clip_status)
+        layout.addWidget(self.progress)
+        layout.addLayout(buttons)
+        layout.addStretch(1)
+        if data_dir is None:
+            self.clip_status.setText("Models can be managed once PixSim has started.")
+            for button in (self.install_button, self.remove_button):
+                button.setEnabled(False)
+        else:
+            self.refresh()
+
+    def refresh(self) -> None:
+        data_dir = self._data_dir
+        if data_dir is None:
+            return
+
+        async def status() -> list[ModelStatus]:
+            from core.embeddings.models import model_status
+
+            return await asyncio.to_thread(model_status, data_dir)
+
+        self._bridge.call(status(), self._show_status, lambda e: self.clip_status.setText(str(e)))
+
+    def _show_status(self, statuses: list[ModelStatus]) -> None:
+        clip = next((s for s in statuses if s.spec.name == "clip"), None)
+        if clip is None or self.installing:
+            return
+        if not clip.installed:
+            size = clip.spec.download_size / 1e6
+            text = f"Not installed (download about {size:,.0f} MB). Or run `pixsim models install clip`."
+        elif clip.unverified_files:
+            text = (
+                f"Installed ({clip.size_on_disk / 1e6:,.0f} MB, {clip.path}); unverified tokenizer files: "
+                f"{', '.join(clip.unverified_files)} (no published hash exists; their hash is recorded)."
+            )
+        else:
+            text = f"Installed and verified ({clip.size_on_disk / 1e6:,.0f} MB, {clip.path})."
+        self.clip_status.setText(text)
+        self.install_button.setText("Reinstall" if clip.installed else "Install")
+        self.install_button.setEnabled(True)
+        self.remove_button.setEnabled(clip.installed)
+
+    def install(self) -> None:
+        if self._data_dir is None or self._http is None or self.installing:
+            return
+        data_dir, http, relay = self._data_dir, self._http, self._relay
+        spec = self._specs.get("clip") if self._specs else None
+        cancel = asyncio.Event()
+        self._cancel = cancel
+
+        async def run() -> Path | None:
+            from core.embeddings.models import install_model
+            from core.errors import TransferCancelled
+
+            try:
+                return await install_model("clip", data_dir, http, relay.progress.emit, cancel, spec=spec)
+            except TransferCancelled:
+                return None
+
+        self.installing = True
+        self.progress.setRange(0, 0)
+        self.progress.setFormat("Starting…")
+        self.progress.show()
+        self.install_button.setEnabled(False)
+        self.remove_button.setEnabled(False)
+        self.cancel_button.show()
+        self.cancel_button.setEnabled(True)
+        self.clip_status.setText("Downloading CLIP…")
+        self._bridge.call(run(), self._installed, self._install_failed)
+
+    def _on_progress(self, event: InstallProgress) -> None:
+        if not self.installing:
+            return
+        if event.bytes_total:
+            self.progress.setRange(0, 1000)
+            self.progress.setValue(round(1000 * event.bytes_done / event.bytes_total))
+            self.progress.setFormat(
+                f"%p% · file {event.file_index} of {event.file_count} · {event.bytes_done / 1e6:,.0f} MB"
+            )
+        else:
+            self.progress.setFormat(f"file {event.file_index} of {event.file_count}: {event.file}")
+
+    def cancel(self) -> None:
+        if self._cancel is not None:
+            self.cancel_button.setEnabled(False)
+            self._bridge.call(_set_event(self._cancel), lambda _: None)
+
+    def _finish(self) -> None:
+        self.installing = False
+        self._cancel = None
+        self.progress.hide()
+        self.cancel_button.hide()
+
+    def _installed(self, folder: Path | None) -> None:
+        self._finish()
+        if folder is None:
+            self.install_button.setEnabled(True)
+            self.clip_status.setText("Install cancelled; nothing was kept.")
+            self.refresh()
+            return
+        self.refresh()
+        self.models_changed.emit()
+
+    def _install_failed(self, error: BaseException) -> None:
+        self._finish()
+        self.install_button.setEnabled(True)
+        self.clip_status.setText(f"Not installed: {error}")
+        self.clip_status.setStyleSheet("color: #d04040;")
+
+    def remove(self) -> None:
+        data_dir = self._data_dir
+        if data_dir is None or self.installing:
+            return
+
+        async def run() -> bool:
+            from core.embeddings.models import remove_model
+
+            return await asyncio.to_thread(remove_model, "clip", data_dir)
+
+        self.remove_button.setEnabled(False)
+
+        def removed(_: bool) -> None:
+            self.clip_status.setStyleSheet("")
+            self.refresh()
+            self.models_changed.emit()
+
+        self._bridge.call(run(), removed, lambda e: self.clip_status.setText(f"Not removed: {e}"))
+
+
+async def _set_event(event: asyncio.Event) -> None:
+    event.set()
+
+
 class SettingsDialog(QDialog):
     settings_saved = Signal(object)  # SettingsValues
+    models_changed = Signal()  # a model was installed or removed: load the new set
 
     def __init__(
         self,
@@ -157,6 +370,8 @@ class SettingsDialog(QDialog):
         accounts: AccountService | None,
         bridge: CoreBridge,
         providers: Sequence[ProviderOption] = (),
+        data_dir: Path | None = None,
+        http: SafeHttp | None = None,
         parent: QWidget | None = None,
     ) -> None:
         super().__init__(parent)
@@ -174,6 +389,9 @@ class SettingsDialog(QDialog):
         self.tabs.addTab(self._storage_page(), "Storage")
         self.tabs.addTab(self._database_page(), "Database")
         self.tabs.addTab(self._accounts_page(), "Accounts")
+        self.models_page = ModelsPage(bridge, data_dir, http)
+        self.models_page.models_changed.connect(self.models_changed)
+        self.tabs.addTab(self.models_page, "Models")
         self.restart_note = QLabel()
         self.restart_note.setWordWrap(True)
         self.restart_note.setStyleSheet("color: palette(placeholder-text);")
@@ -397,6 +615,11 @@ class SettingsDialog(QDialog):
             provider_concurrency=self.concurrency.value(),
             show_age_restricted=self.age_gate.isChecked(),
         )
+
+    def done(self, result: int) -> None:
+        if self.models_page.installing:
+            self.models_page.cancel()  # closing the dialog stops a download; nothing half is kept
+        super().done(result)
 
     def _save(self) -> None:
         values = self.values()
