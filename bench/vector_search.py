@@ -188,15 +188,13 @@ def bench_size(conn: psycopg.Connection, rows: int, data: Data, args: argparse.N
         start = time.perf_counter()
         load(conn, table, rows, data, seed=rows)
         out[f"load_s_{name}"] = round(time.perf_counter() - start, 1)
-    with stage(
-        f"{rows:,} rows: HNSW build (m={EmbeddingStore.HNSW_M}, ef_construction={EmbeddingStore.HNSW_EF_CONSTRUCTION})"
-    ):
+    with stage(f"{rows:,} rows: HNSW build (m={args.m}, ef_construction={args.ef_construction})"):
         conn.execute(f"SET maintenance_work_mem = '{args.maintenance_work_mem}'")
         conn.execute(f"SET max_parallel_maintenance_workers = {args.parallel_workers}")
         start = time.perf_counter()
         conn.execute(
             f"CREATE INDEX {table}_hnsw ON {table} USING hnsw ((embedding::halfvec({dims})) halfvec_cosine_ops) "
-            f"WITH (m = {EmbeddingStore.HNSW_M}, ef_construction = {EmbeddingStore.HNSW_EF_CONSTRUCTION}) "
+            f"WITH (m = {args.m}, ef_construction = {args.ef_construction}) "
             f"WHERE model_id = {MODEL_ID}"
         )
         out[f"build_s_{name}"] = round(time.perf_counter() - start, 1)
@@ -281,6 +279,8 @@ def main() -> int:
     parser.add_argument("--clusters", type=int, default=1000)
     parser.add_argument("--spread", type=float, default=0.6, help="noise norm relative to a centre's")
     parser.add_argument("--ef-search", default="40,100,200", help="comma-separated values to sweep")
+    parser.add_argument("--m", type=int, default=EmbeddingStore.HNSW_M)
+    parser.add_argument("--ef-construction", type=int, default=EmbeddingStore.HNSW_EF_CONSTRUCTION)
     parser.add_argument("--maintenance-work-mem", default="3GB")
     parser.add_argument("--parallel-workers", type=int, default=1, help="max_parallel_maintenance_workers")
     parser.add_argument("--keep", action="store_true", help="keep the temp directory")
@@ -290,7 +290,14 @@ def main() -> int:
 
     tmp = Path(tempfile.mkdtemp(prefix="pixsim-vector-bench-"))
     database: EmbeddedDatabase | None = None
-    summary: dict[str, Any] = {"dims": args.dims, "clusters": args.clusters, "queries": args.queries, "k": K}
+    summary: dict[str, Any] = {
+        "dims": args.dims,
+        "clusters": args.clusters,
+        "queries": args.queries,
+        "k": K,
+        "m": args.m,
+        "ef_construction": args.ef_construction,
+    }
     try:
         with stage("embedded PostgreSQL"):
             database = EmbeddedDatabase(tmp / "data")
