@@ -38,6 +38,7 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
+from shiboken6 import isValid
 
 from ui.bridge import CoreBridge
 
@@ -178,11 +179,12 @@ class ModelsPage(QWidget):
         self._bridge = bridge
         self._data_dir = data_dir
         self._http = http
-        self._specs = specs  # tests serve the files from a local server
+        self.specs = specs  # replaces the registry's entries (tests serve the files from a local server)
         self._cancel: asyncio.Event | None = None
         self._relay = _InstallRelay(self)
         self._relay.progress.connect(self._on_progress)
         self.installing = False
+        self._note = ""  # what the last action did, shown before the status
 
         builtin = QLabel(
             "<b>Visual signature</b> — built in, always on<br>"
@@ -237,6 +239,16 @@ class ModelsPage(QWidget):
         else:
             self.refresh()
 
+    def _call(
+        self, coro: Any, on_done: Callable[[Any], None], on_error: Callable[[BaseException], None]
+    ) -> None:
+        """A core call whose answer is dropped if this page was closed (deleted) meanwhile."""
+        self._bridge.call(
+            coro,
+            lambda result: on_done(result) if isValid(self) else None,
+            lambda error: on_error(error) if isValid(self) else None,
+        )
+
     def refresh(self) -> None:
         data_dir = self._data_dir
         if data_dir is None:
@@ -247,7 +259,7 @@ class ModelsPage(QWidget):
 
             return await asyncio.to_thread(model_status, data_dir)
 
-        self._bridge.call(status(), self._show_status, lambda e: self.clip_status.setText(str(e)))
+        self._call(status(), self._show_status, lambda e: self.clip_status.setText(str(e)))
 
     def _show_status(self, statuses: list[ModelStatus]) -> None:
         clip = next((s for s in statuses if s.spec.name == "clip"), None)
@@ -263,7 +275,7 @@ class ModelsPage(QWidget):
             )
         else:
             text = f"Installed and verified ({clip.size_on_disk / 1e6:,.0f} MB, {clip.path})."
-        self.clip_status.setText(text)
+        self.clip_status.setText(f"{self._note} {text}".strip())
         self.install_button.setText("Reinstall" if clip.installed else "Install")
         self.install_button.setEnabled(True)
         self.remove_button.setEnabled(clip.installed)
@@ -272,7 +284,7 @@ class ModelsPage(QWidget):
         if self._data_dir is None or self._http is None or self.installing:
             return
         data_dir, http, relay = self._data_dir, self._http, self._relay
-        spec = self._specs.get("clip") if self._specs else None
+        spec = self.specs.get("clip") if self.specs else None
         cancel = asyncio.Event()
         self._cancel = cancel
 
@@ -294,7 +306,7 @@ class ModelsPage(QWidget):
         self.cancel_button.show()
         self.cancel_button.setEnabled(True)
         self.clip_status.setText("Downloading CLIP…")
-        self._bridge.call(run(), self._installed, self._install_failed)
+        self._call(run(), self._installed, self._install_failed)
 
     def _on_progress(self, event: InstallProgress) -> None:
         if not self.installing:
@@ -322,15 +334,18 @@ class ModelsPage(QWidget):
     def _installed(self, folder: Path | None) -> None:
         self._finish()
         if folder is None:
+            self._note = "Install cancelled; nothing was kept."
             self.install_button.setEnabled(True)
-            self.clip_status.setText("Install cancelled; nothing was kept.")
+            self.clip_status.setText(self._note)
             self.refresh()
             return
+        self._note = ""
         self.refresh()
         self.models_changed.emit()
 
     def _install_failed(self, error: BaseException) -> None:
         self._finish()
+        self._note = ""
         self.install_button.setEnabled(True)
         self.clip_status.setText(f"Not installed: {error}")
         self.clip_status.setStyleSheet("color: #d04040;")
@@ -348,11 +363,12 @@ class ModelsPage(QWidget):
         self.remove_button.setEnabled(False)
 
         def removed(_: bool) -> None:
+            self._note = ""
             self.clip_status.setStyleSheet("")
             self.refresh()
             self.models_changed.emit()
 
-        self._bridge.call(run(), removed, lambda e: self.clip_status.setText(f"Not removed: {e}"))
+        self._call(run(), removed, lambda e: self.clip_status.setText(f"Not removed: {e}"))
 
 
 async def _set_event(event: asyncio.Event) -> None:
