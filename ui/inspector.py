@@ -440,6 +440,11 @@ class Inspector(QWidget):
         if self._asset_id is not None and not self._saving:
             self.show_asset(self._asset_id)
 
+    @property
+    def suggestions(self) -> Suggestions | None:
+        """The classification suggested for the shown asset (CLIP), once computed."""
+        return self._suggestions
+
     def set_services(self, segments: SegmentService | None, embeddings: EmbeddingStore | None) -> None:
         """Scene segments (the Scenes section) and vectors (suggestions), once the core is up."""
         self._segments = segments

@@ -9,15 +9,17 @@ from pathlib import Path
 
 import pytest
 from pytestqt.qtbot import QtBot
+from sqlalchemy.engine import URL
 
 from core.embeddings import clip
-from core.embeddings.models import ModelSpec
+from core.embeddings.models import ModelSpec, install_model
 from core.net.http import SafeHttp
 from core.net.policy import UrlPolicy
 from core.runtime import CoreLoop
 from tests.embeddings.test_models import TIMEOUT, leftovers, serve
 from tests.embeddings.tiny_clip import write_model
 from tests.fakes.http_server import FakeHttpServer, Slow
+from tests.memory_keyring import MemoryKeyring
 from ui.bridge import CoreBridge
 from ui.settings_dialog import GIB, ModelsPage, SettingsDialog, SettingsValues
 
@@ -142,3 +144,46 @@ def test_the_settings_dialog_has_the_models_tab_and_reports_changes(
     qtbot.addWidget(without)
     assert not without.models_page.install_button.isEnabled()
     assert "once PixSim has started" in without.models_page.clip_status.text()
+
+
+def test_an_installed_clip_is_loaded_by_the_window_indexed_and_suggests_a_classification(
+    qtbot: QtBot, core: CoreLoop, net: Net, db_url: URL, tmp_path: Path, memory_keyring: MemoryKeyring
+) -> None:
+    """After an install the window loads CLIP off the GUI thread: the indexer builds its vectors,
+    Describe is offered, and the inspector suggests a classification that only Apply saves."""
+    from tests.ui.test_similar import make_app, wait_indexed
+
+    apps = make_app(qtbot, core, db_url, tmp_path)
+    app = next(apps)
+    try:
+        window = app.window
+        wait_indexed(qtbot, app)
+        assert not window.filter_bar.describe_action.isEnabled()
+        data_dir = tmp_path / "data"
+        core.run(install_model("clip", data_dir, net.http, spec=net.spec), timeout=60)
+        window.load_embedders()  # what Settings → Models does after an install
+        qtbot.waitUntil(lambda: len(window.embedders) == 2, timeout=WAIT)
+        assert window.filter_bar.describe_action.isEnabled() and window.similarity_model == clip.MODEL_ID
+        qtbot.waitUntil(lambda: app.vectors() >= 2 * 9, timeout=WAIT)  # every asset and scene, for CLIP too
+
+        poppy = app.ids["poppy"]
+        qtbot.waitUntil(lambda: window.asset_model.row_of(poppy) is not None, timeout=WAIT)
+        window.asset_view.setCurrentIndex(window.asset_model.index(window.asset_model.row_of(poppy) or 0))
+        inspector = window.inspector
+        qtbot.waitUntil(lambda: inspector.suggestion_box.isVisibleTo(inspector), timeout=WAIT)
+        assert inspector.suggestion_label.text().startswith("Suggested: ")
+        suggestion = inspector.suggestions
+        assert suggestion is not None
+        detail = inspector.detail
+        assert detail is not None and detail.content_category is None, "nothing applied unasked"
+        inspector.suggestion_apply.click()
+        qtbot.waitUntil(
+            lambda: (
+                inspector.detail is not None
+                and inspector.detail.content_category == suggestion.category.value
+            ),
+            timeout=WAIT,
+        )
+        assert inspector.detail is not None and inspector.detail.content_domain == suggestion.domain_value
+    finally:
+        next(apps, None)
