@@ -108,6 +108,12 @@ def _words(value: str) -> str:
     return value.replace("_", " ")
 
 
+def scene_time(seconds: float) -> str:
+    """Where a scene starts, to a tenth of a second: ``0:01.5``."""
+    tenths = round(seconds * 10)
+    return f"{tenths // 600}:{tenths % 600 / 10:04.1f}"
+
+
 def format_bytes(n: int) -> str:
     return human_bytes(n, si=True)
 
@@ -874,10 +880,10 @@ class Inspector(QWidget):
         placeholder = QPixmap(SCENE_THUMB)
         placeholder.fill(QColor(38, 40, 46))
         for scene in scenes:
-            item = QListWidgetItem(QIcon(placeholder), format_duration(scene.start_sec))
+            item = QListWidgetItem(QIcon(placeholder), scene_time(scene.start_sec))
             item.setData(Qt.ItemDataRole.UserRole, (asset_id, scene.start_sec))
-            end = f" – {format_duration(scene.end_sec)}" if scene.end_sec is not None else ""
-            item.setToolTip(f"Scene {format_duration(scene.start_sec)}{end}: click to open it there")
+            end = f" – {scene_time(scene.end_sec)}" if scene.end_sec is not None else ""
+            item.setToolTip(f"Scene {scene_time(scene.start_sec)}{end}: click to open it there")
             self.scenes_list.addItem(item)
             if self._segments is not None:
                 self._bridge.call(

@@ -35,6 +35,7 @@ from tests.memory_keyring import MemoryKeyring
 from ui.activity import INDEX_KEY, ActivityModel
 from ui.bridge import CoreBridge
 from ui.context import WindowServices
+from ui.inspector import SCENE_THUMB
 from ui.main_window import MainWindow
 from ui.settings_dialog import GIB, SettingsValues
 
@@ -379,3 +380,36 @@ def test_indexing_never_blocks_the_gui_thread(
         assert worst < 0.25, f"the GUI thread stalled for {worst * 1000:.0f} ms"
     finally:
         next(apps, None)
+
+
+def test_the_inspector_lists_a_videos_scenes_and_opens_one(qtbot: QtBot, similar_app: SimilarApp) -> None:
+    from ui.story_editor import StoryEditor
+
+    app, window = similar_app, similar_app.window
+    wait_indexed(qtbot, app)
+    inspector = window.inspector
+    select_asset(qtbot, window, app.ids["two shots"])
+    qtbot.waitUntil(lambda: inspector.scenes_list.count() == 2, timeout=WAIT)
+    assert inspector.scenes_heading.isVisibleTo(inspector) and not inspector.scenes_none.isVisibleTo(
+        inspector
+    )
+    items = [inspector.scenes_list.item(i) for i in range(2)]
+    assert [i.text() for i in items] == ["0:00.0", "0:01.5"]
+    # The keyframes arrive off the GUI thread: the red scene's icon turns red.
+    qtbot.waitUntil(
+        lambda: items[0].icon().pixmap(SCENE_THUMB).toImage().pixelColor(56, 31).red() > 180, timeout=WAIT
+    )
+    inspector.scenes_list.itemClicked.emit(items[1])
+    editors = [e for e in window.findChildren(StoryEditor) if not e.closed]
+    assert len(editors) == 1 and editors[0].video_id == app.ids["two shots"]
+    qtbot.waitUntil(
+        lambda: editors[0].player.meta is not None and abs(editors[0].player.current_sec - 1.5) < 0.1,
+        timeout=WAIT,
+    )
+    editors[0].close()
+
+    select_asset(qtbot, window, app.ids["sea"])
+    qtbot.waitUntil(
+        lambda: inspector.detail is not None and inspector.detail.id == app.ids["sea"], timeout=WAIT
+    )
+    assert not inspector.scenes_heading.isVisibleTo(inspector), "pictures have no scenes"
