@@ -110,6 +110,36 @@ def story_shots(window: MainWindow, services: object, core: CoreLoop, out: Path)
     wait(300)
 
 
+def similar_shot(window: MainWindow, out: Path) -> None:
+    """Find Similar from the demo's branching video, once the background indexer has embedded the
+    library and its scenes: results in likeness order, scene hits, the chip in the filter bar."""
+    from ui.activity import INDEX_KEY
+
+    window.lineage_dock.hide()
+    window.activity_dock.show()
+    window.activity_dock.raise_()
+
+    def indexed() -> bool:
+        row = window.activity_model.find(INDEX_KEY)
+        return row is not None and row.finished
+
+    wait_until(indexed, 300)
+    source = next(
+        r
+        for r in range(window.asset_model.rowCount())
+        if window.asset_model.card(r).display_name == "The long night"
+    )
+    window.asset_view.setCurrentIndex(window.asset_model.index(source))
+    window.find_similar_action.trigger()
+    wait_until(lambda: window.filter_bar.similar_chip.isVisible() and window.asset_model.rowCount() > 0, 60)
+    wait_until(lambda: window.asset_model.pending_requests == 0, 60)
+    window.asset_view.setCurrentIndex(window.asset_model.index(0))
+    wait(1500)
+    window.grab().save(str(out / "find-similar.png"))
+    window.filter_bar.leave_similar()
+    wait(800)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", type=Path, default=Path("docs/screenshots"))
@@ -155,7 +185,7 @@ def main() -> int:
             )
             window.resize(1480, 900)
             window.show()
-            window.attach_services(_window_services(services))
+            window.attach_services(_window_services(services, settings.data_dir))
             wait(1200)
             window.grab().save(str(args.out / "main-window-empty.png"))
 
@@ -174,6 +204,7 @@ def main() -> int:
             wait(1500)
             window.grab().save(str(args.out / "inspector-lineage.png"))
             story_shots(window, services, core, args.out)
+            similar_shot(window, args.out)
 
             # A push in progress: a 24 MB source video that the fake CDN serves slowly.
             body = tiny_mp4(7, seconds=6.0, size=(1280, 720)) * 1

@@ -473,6 +473,8 @@ class FilterBar(QWidget):
         top.setSpacing(6)
         top.addWidget(self.mode_button)
         top.addWidget(self.search, 1)
+        top.addWidget(self.similar_chip)
+        top.addWidget(self.stack_check)
         top.addWidget(self.saved_box)
         top.addWidget(self.save_button)
         bottom = QHBoxLayout()
@@ -488,10 +490,6 @@ class FilterBar(QWidget):
         bottom.addWidget(self.sort_box)
         bottom.addWidget(self.filters_button)
         bottom.addWidget(self.clear_button)
-        bottom.addSpacing(8)
-        bottom.addWidget(self.stack_check)
-        bottom.addSpacing(8)
-        bottom.addWidget(self.similar_chip)
         bottom.addStretch(1)
         bottom.addWidget(self.status)
         layout = QVBoxLayout(self)
@@ -947,7 +945,7 @@ class FilterBar(QWidget):
     def _update_chip(self) -> None:
         similar, group = self._similar, self._group
         if similar is not None:
-            name = similar.label if len(similar.label) <= 40 else similar.label[:39] + "…"
+            name = similar.label if len(similar.label) <= 32 else similar.label[:31] + "…"
             self.similar_chip.setText(f"Similar to: {name}  ✕")
             self.similar_chip.setToolTip(
                 f"In order of likeness to {similar.label}, by {model_label(similar.model)}, with the "

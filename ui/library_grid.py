@@ -284,7 +284,7 @@ class AssetGridModel(QAbstractListModel):
                 self._deferred.add(row)
             return None
         loader = self._loader
-        coro = loader.thumbnail(card) if kind == "thumb" else loader.scrub_strip(card)
+        coro = loader.scrub_strip(card) if kind == "scrub" else loader.thumbnail(card)
         generation = self._generation
         self._pending[key] = self._bridge.call(
             coro,

@@ -545,6 +545,8 @@ class MainWindow(QMainWindow):
             return
         if total == 0:
             text = "No assets"
+        elif shown is not None and self.asset_model.query.similar_to is not None:
+            text = f"{shown:,} similar (assets and scenes)"
         elif shown is not None and shown != total:
             text = f"{shown:,} of {total:,} assets"
         else:

@@ -211,7 +211,7 @@ def test_find_similar_shows_likeness_order_with_the_filters_and_a_removable_chip
     )
     images = [a for a, _ in grid(window)]
     assert set(images[:2]) == {app.ids["poppy crop"], app.ids["tomato"]} and len(images) == 5
-    assert chip.isVisible() and window.count_label.text() == "5 of 7 assets"
+    assert chip.isVisible() and window.count_label.text() == "5 similar (assets and scenes)"
 
     chip.click()  # back to the library: the image filter stays
     qtbot.waitUntil(lambda: not chip.isVisible() and window.asset_model.rowCount() == 6, timeout=WAIT)
@@ -238,6 +238,14 @@ def test_a_scene_hit_opens_the_video_at_its_time(qtbot: QtBot, similar_app: Simi
     row = next(r for r in range(model.rowCount()) if model.card(r).segment_id is not None)
     card = model.card(row)
     assert card.id == app.ids["two shots"] and card.segment_start_sec == pytest.approx(1.5, abs=0.1)
+    # A scene card shows its keyframe (the blue shot), loaded off the GUI thread.
+    key = (card.id, f"segment:{card.segment_id}")
+    qtbot.waitUntil(lambda: model.cache.get(key) is not None or model.cache.failed(key), timeout=WAIT)
+    keyframe = model.cache.get(key)
+    assert (
+        keyframe is not None
+        and keyframe.pixelColor(keyframe.width() // 2, keyframe.height() // 2).blue() > 180
+    )
     assert "Scene at 0:02 — double-click to open it there" in model.data(
         model.index(row), Qt.ItemDataRole.ToolTipRole
     )
