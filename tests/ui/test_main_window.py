@@ -72,7 +72,7 @@ def test_an_empty_library_explains_how_to_import_or_generate(qtbot: QtBot, libra
     assert window.demo_button.isVisible() and not window.demo_button.isEnabled()
     assert window.database_label.text() == f"Database: {DB_TEXT}"
     assert window.count_label.text() == "No assets"
-    assert [a.text() for a in window.menuBar().actions()] == ["&File", "&Create", "&View", "&Help"]
+    assert [a.text() for a in window.menuBar().actions()] == ["&File", "&Create", "&Asset", "&View", "&Help"]
     assert {d.objectName() for d in (window.providers_dock, window.inspector_dock, window.activity_dock)} == {
         "providersDock",
         "inspectorDock",
