@@ -765,6 +765,11 @@ async def _badges(session: AsyncSession, asset_ids: Sequence[int]) -> dict[int, 
     return {asset_id: tuple(ids) for asset_id, ids in found.items()}
 
 
+def _stacked(query: LibraryQuery) -> bool:
+    """Cards stand for stacks: stacking is on and the grid is not showing one stack's members."""
+    return query.stack_duplicates and query.duplicate_group is None
+
+
 async def _stack_sizes(
     session: AsyncSession, query: LibraryQuery, user_id: int, rows: Sequence[Any]
 ) -> dict[int, int]:
@@ -888,7 +893,7 @@ class LibraryService:
         async with self._sessions() as session:
             rows = (await session.execute(stmt)).all()
             badges = await _badges(session, [row.id for row in rows])
-            sizes = await _stack_sizes(session, query, user_id, rows) if query.stack_duplicates else {}
+            sizes = await _stack_sizes(session, query, user_id, rows) if _stacked(query) else {}
         cards = [_card(row, badges) for row in rows]
         if sizes:
             cards = [
@@ -1114,7 +1119,7 @@ class LibraryService:
         async with self._sessions() as session:
             rows = (await session.execute(stmt)).all()
             badges = await _badges(session, wanted)
-            sizes = await _stack_sizes(session, query, user_id, rows) if query.stack_duplicates else {}
+            sizes = await _stack_sizes(session, query, user_id, rows) if _stacked(query) else {}
         by_id = {row.id: _card(row, badges) for row in rows}
         cards = []
         for hit in hits:

@@ -118,6 +118,7 @@ def similar_shot(window: MainWindow, out: Path) -> None:
     window.lineage_dock.hide()
     window.activity_dock.show()
     window.activity_dock.raise_()
+    window.resizeDocks([window.activity_dock], [190], Qt.Orientation.Vertical)
 
     def indexed() -> bool:
         row = window.activity_model.find(INDEX_KEY)

@@ -85,6 +85,7 @@ def test_find_duplicates_stacks_versions_of_a_picture_and_deletes_nothing(
     chip = window.filter_bar.similar_chip
     qtbot.waitUntil(lambda: chip.isVisible() and len(cards(window)) == size, timeout=WAIT)
     assert sea_group <= {c for c, _ in cards(window)}
+    assert all(size == 1 for _, size in cards(window)), "a stack's members are shown one by one"
     assert chip.text() == f"Duplicates of: {stacked.display_name}  ✕"
     chip.click()
     qtbot.waitUntil(lambda: len(cards(window)) == 8 - sum(size - 1 for size in stacks), timeout=WAIT)
