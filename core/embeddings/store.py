@@ -120,8 +120,8 @@ def _vector_text(vector: Vectors | Sequence[float]) -> str:
 class EmbeddingStore:
     # Graph parameters, measured by bench/vector_search.py on clustered 512-d data (1000 gaussian
     # clusters, 1M rows, 2 shared cores): m=16 with ef_construction=64 reached recall@20 0.81 at
-    # ef_search 100 and 0.95 only at ef_search 800; ef_construction=128 gives 0.965 at ef_search 200
-    # (p95 11 ms) for a build ~1.5x longer (about 7-12 min at 1M on the shared machine).
+    # ef_search 100 and 0.95 only at ef_search 800; ef_construction=128 gives 0.965-0.993 at ef_search 200
+    # (p95 11 ms; two builds differ: parallel builds are not deterministic), building in 11-12 min at 1M.
     HNSW_M = 16
     HNSW_EF_CONSTRUCTION = 128
     EF_SEARCH = 200
