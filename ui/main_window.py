@@ -442,6 +442,9 @@ class MainWindow(QMainWindow):
         from core.embeddings.indexer import IndexPhase
 
         self.activity_model.on_index(event)
+        stacked = event.duplicates
+        if event.phase is IndexPhase.DONE and stacked is not None and stacked.changed:
+            self._reload_timer.start()  # new assets joined stacks: the grid shows the stacks
         if event.phase is IndexPhase.DONE and event.total:
             self._library.forget_similar()  # new vectors: the next search sees them
             indexer = self.services.indexer if self.services is not None else None

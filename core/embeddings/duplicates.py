@@ -13,15 +13,16 @@ further apart): that is what a user expects of "versions of one picture" (a resi
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import bindparam, select, text
+from sqlalchemy import TextClause, bindparam, select, text
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.types import BigInteger
 
-from core.db.models import Embedding
+from core.db.locks import lock_key
+from core.db.models import Asset, Embedding
 
 # Cosine distance under which two visual signatures are versions of one picture (re-encodes,
 # resizes, small crops, light colour changes measure below 0.07 in tests/embeddings/test_visual.py,
@@ -31,6 +32,8 @@ NEIGHBOURS = 16
 BATCH = 1000
 
 Progress = Callable[[int, int], None]
+# One key for every writer of the labels (full refresh, incremental refresh, any process).
+LABELS_LOCK = lock_key("pixsim", "duplicate-groups")
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +41,16 @@ class DuplicateSummary:
     groups: int
     assets: int  # assets in some group
     changed: int  # assets whose group label changed
+
+
+# Set each listed asset's label; rows already carrying it are not written (a rerun writes nothing).
+_RELABEL = text(
+    """
+    UPDATE assets SET duplicate_group_id = v.label
+    FROM unnest(CAST(:ids AS bigint[]), CAST(:labels AS bigint[])) AS v(id, label)
+    WHERE assets.id = v.id AND assets.duplicate_group_id IS DISTINCT FROM v.label
+    """
+)
 
 
 class _UnionFind:
@@ -64,30 +77,12 @@ class _UnionFind:
         return sorted(sorted(g) for g in found.values() if len(g) > 1)
 
 
-async def find_groups(
-    sessions: async_sessionmaker[AsyncSession],
-    model_id: int,
-    dims: int,
-    threshold: float,
-    *,
-    progress: Progress | None = None,
-    cancel: asyncio.Event | None = None,
-) -> list[list[int]]:
-    """Groups of ≥ 2 asset ids (each sorted, the list sorted) within ``threshold`` of a neighbour."""
-    if not 0 <= threshold < 2:
-        raise ValueError("a cosine distance threshold lies in [0, 2)")
-    async with sessions() as session:
-        ids = list(
-            await session.scalars(
-                select(Embedding.asset_id)
-                .where(Embedding.model_id == model_id, Embedding.asset_id.is_not(None))
-                .order_by(Embedding.asset_id)
-            )
-        )
+def _pairs_query(model_id: int, dims: int) -> TextClause:
+    """Each listed asset's ``NEIGHBOURS`` nearest assets within ``:threshold`` (the HNSW index)."""
     model, dims = int(model_id), int(dims)
     vector = f"embedding::halfvec({dims})"
     # Literal model id and dimension (ints) so the planner matches the model's partial HNSW index.
-    pairs = text(
+    return text(
         f"""
         SELECT a.asset_id AS a, n.asset_id AS b
         FROM embeddings a
@@ -101,20 +96,65 @@ async def find_groups(
         WHERE a.model_id = {model} AND a.asset_id = ANY(:ids) AND n.distance <= :threshold
         """  # noqa: S608
     ).bindparams(bindparam("ids", type_=ARRAY(BigInteger)))
-    found = _UnionFind()
+
+
+async def _neighbour_pairs(
+    sessions: async_sessionmaker[AsyncSession],
+    model_id: int,
+    dims: int,
+    ids: Sequence[int],
+    threshold: float,
+    progress: Progress | None,
+    cancel: asyncio.Event | None,
+) -> AsyncIterator[list[tuple[int, int]]]:
+    """(asset, neighbour) pairs within ``threshold``, one list per batch of ``ids``; cancellable
+    between batches (``asyncio.CancelledError``)."""
+    pairs = _pairs_query(model_id, dims)
     for start in range(0, len(ids), BATCH):
         if cancel is not None and cancel.is_set():
             raise asyncio.CancelledError("near-duplicate search cancelled")
-        chunk = ids[start : start + BATCH]
+        chunk = list(ids[start : start + BATCH])
         async with sessions() as session, session.begin():
             # Segments share the index: keep scanning until NEIGHBOURS assets came up.
             await session.execute(text("SET LOCAL hnsw.iterative_scan = relaxed_order"))
             await session.execute(text(f"SET LOCAL hnsw.ef_search = {max(40, NEIGHBOURS * 2)}"))
             rows = (await session.execute(pairs, {"ids": chunk, "threshold": threshold})).all()
-        for a, b in rows:
-            found.union(int(a), int(b))
+        yield [(int(a), int(b)) for a, b in rows]
         if progress is not None:
             progress(min(start + BATCH, len(ids)), len(ids))
+
+
+async def _lock_labels(session: AsyncSession) -> None:
+    """Serialise writers of ``assets.duplicate_group_id`` across processes until the transaction ends."""
+    await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": LABELS_LOCK})
+
+
+async def find_groups(
+    sessions: async_sessionmaker[AsyncSession],
+    model_id: int,
+    dims: int,
+    threshold: float,
+    *,
+    progress: Progress | None = None,
+    cancel: asyncio.Event | None = None,
+) -> list[list[int]]:
+    """Groups of ≥ 2 asset ids (each sorted, the list sorted) within ``threshold`` of a neighbour."""
+    if not 0 <= threshold < 2:
+        raise ValueError("a cosine distance threshold lies in [0, 2)")
+    async with sessions() as session:
+        ids = [
+            int(i)
+            for i in await session.scalars(
+                select(Embedding.asset_id)
+                .where(Embedding.model_id == model_id, Embedding.asset_id.is_not(None))
+                .order_by(Embedding.asset_id)
+            )
+            if i is not None
+        ]
+    found = _UnionFind()
+    async for rows in _neighbour_pairs(sessions, model_id, dims, ids, threshold, progress, cancel):
+        for a, b in rows:
+            found.union(a, b)
     return found.groups()
 
 
@@ -127,13 +167,6 @@ async def store_groups(sessions: async_sessionmaker[AsyncSession], groups: Seque
         label = min(group)
         members.extend(group)
         labels.extend([label] * len(group))
-    relabel = text(
-        """
-        UPDATE assets SET duplicate_group_id = v.label
-        FROM unnest(CAST(:ids AS bigint[]), CAST(:labels AS bigint[])) AS v(id, label)
-        WHERE assets.id = v.id AND assets.duplicate_group_id IS DISTINCT FROM v.label
-        """
-    )
     clear = text(
         """
         UPDATE assets SET duplicate_group_id = NULL
@@ -141,8 +174,9 @@ async def store_groups(sessions: async_sessionmaker[AsyncSession], groups: Seque
         """
     )
     async with sessions() as session, session.begin():
+        await _lock_labels(session)
         cleared = await session.execute(clear, {"ids": members})
-        changed = await session.execute(relabel, {"ids": members, "labels": labels})
+        changed = await session.execute(_RELABEL, {"ids": members, "labels": labels})
     return int(getattr(cleared, "rowcount", 0)) + int(getattr(changed, "rowcount", 0))
 
 
@@ -159,3 +193,76 @@ async def refresh(
     groups = await find_groups(sessions, model_id, dims, threshold, progress=progress, cancel=cancel)
     changed = await store_groups(sessions, groups)
     return DuplicateSummary(groups=len(groups), assets=sum(len(g) for g in groups), changed=changed)
+
+
+async def refresh_assets(
+    sessions: async_sessionmaker[AsyncSession],
+    model_id: int,
+    dims: int,
+    asset_ids: Iterable[int],
+    threshold: float = DEFAULT_THRESHOLD,
+    *,
+    cancel: asyncio.Event | None = None,
+) -> DuplicateSummary:
+    """Stack newly embedded assets with their near-duplicates without a full pass.
+
+    Only ``asset_ids`` are queried against the HNSW index (one query each, like ``find_groups``);
+    their pairs are joined with the stored groups of everything they touch (union-find over the new
+    pairs and those groups' current members), and the labels of the affected assets alone are
+    rewritten (smallest id of each group), in one transaction under the labels' advisory lock.
+    Groups only grow or merge; nothing is split, cleared or deleted. The result is what ``refresh``
+    would store for these groups, given stored labels that came from ``refresh``/``refresh_assets``
+    and as long as a picture has at most ``NEIGHBOURS`` near-duplicates (past that both are
+    approximate in their own way). Returns the affected groups, their assets, and the labels
+    changed. Cancelling (``cancel`` set) before the write raises ``asyncio.CancelledError`` and
+    changes nothing.
+    """
+    if not 0 <= threshold < 2:
+        raise ValueError("a cosine distance threshold lies in [0, 2)")
+    wanted = sorted({int(i) for i in asset_ids})
+    if not wanted:
+        return DuplicateSummary(groups=0, assets=0, changed=0)
+    async with sessions() as session:
+        ids = [
+            int(i)
+            for i in await session.scalars(
+                select(Embedding.asset_id)
+                .where(Embedding.model_id == model_id, Embedding.asset_id.in_(wanted))
+                .order_by(Embedding.asset_id)
+            )
+            if i is not None
+        ]
+    pairs: list[tuple[int, int]] = []
+    async for rows in _neighbour_pairs(sessions, model_id, dims, ids, threshold, None, cancel):
+        pairs.extend(rows)
+    if cancel is not None and cancel.is_set():
+        raise asyncio.CancelledError("near-duplicate search cancelled")
+    touched = sorted({*ids, *(b for _, b in pairs)})
+    async with sessions() as session, session.begin():
+        # Read the stored groups under the lock: another writer's merge is either fully seen or waits.
+        await _lock_labels(session)
+        labels = {
+            int(label)
+            for label in await session.scalars(
+                select(Asset.duplicate_group_id).where(
+                    Asset.id.in_(touched), Asset.duplicate_group_id.is_not(None)
+                )
+            )
+            if label is not None
+        }
+        found = _UnionFind()
+        if labels:
+            stored = await session.execute(
+                select(Asset.id, Asset.duplicate_group_id).where(Asset.duplicate_group_id.in_(labels))
+            )
+            for member, label in stored.all():
+                found.union(member, label if label is not None else member)
+        for a, b in pairs:
+            found.union(a, b)
+        groups = found.groups()
+        members = [m for g in groups for m in g]
+        result = await session.execute(
+            _RELABEL, {"ids": members, "labels": [min(g) for g in groups for _ in g]}
+        )
+    changed = int(getattr(result, "rowcount", 0))
+    return DuplicateSummary(groups=len(groups), assets=len(members), changed=changed)

@@ -17,6 +17,12 @@ published as ``IndexEvent``s (done / total / label) for the jobs panel.
 
 A file that cannot be read is skipped for the rest of the process (``failures``) instead of being
 retried on every pass.
+
+After the embedders, the assets that got a visual signature in this pass are stacked with their
+near-duplicates (``duplicates.refresh_assets``: only their neighbours are looked up, not the whole
+library), so an imported re-encode joins its original's stack without "Find Duplicates". The result
+rides on the DONE event (``IndexEvent.duplicates``). Assets whose stacking was cancelled or failed
+stay pending for the next pass.
 """
 
 from __future__ import annotations
@@ -33,12 +39,16 @@ from typing import Any, Protocol
 
 from PIL import Image
 from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.db.enums import MediaType
 from core.db.models import Asset
+from core.embeddings import duplicates
 from core.embeddings.base import Embedder
+from core.embeddings.duplicates import DuplicateSummary
 from core.embeddings.store import EmbeddingStore, Subject
+from core.embeddings.visual import MODEL_ID as VISUAL_SIGNATURE
 from core.errors import PixSimError
 from core.thumbnails import render_frame
 
@@ -78,6 +88,8 @@ class IndexEvent:
     label: str  # what the jobs panel shows, e.g. "Indexing for visual signature: 120 of 500"
     model: str | None = None
     message: str | None = None  # the error of FAILED
+    # On DONE: the near-duplicate groups touched by this pass's new visual signatures (None: none).
+    duplicates: DuplicateSummary | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +98,7 @@ class IndexSummary:
     embedded: int = 0  # vectors stored (assets and segments, all models)
     skipped: int = 0  # files that could not be read
     cancelled: bool = False
+    duplicates: DuplicateSummary | None = None  # see IndexEvent.duplicates
 
 
 class IndexCancelled(PixSimError):
@@ -123,6 +136,7 @@ class Indexer:
         self._cancel = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._failed: dict[tuple[str, int], str] = {}
+        self._unstacked: set[int] = set()  # assets with a new visual signature, not yet stacked
         self.running = False
 
     # -- events --------------------------------------------------------------------------------------
@@ -201,13 +215,44 @@ class Indexer:
             for embedder in list(self._embedders):
                 done, failed = await self._embed_all(embedder)
                 embedded, skipped = embedded + done, skipped + failed
+            stacked = await self._stack_duplicates()
         except IndexCancelled:
             self._emit(IndexEvent(IndexPhase.CANCELLED, 0, 0, "Indexing cancelled"))
             return IndexSummary(analysed, embedded, skipped, cancelled=True)
         finally:
             self.running = False
-        self._emit(IndexEvent(IndexPhase.DONE, embedded, embedded, f"Indexed {embedded} items"))
-        return IndexSummary(analysed, embedded, skipped)
+        label = f"Indexed {embedded} items"
+        if stacked is not None and stacked.changed:
+            label += f"; near-duplicates stacked ({stacked.groups} group{'s' if stacked.groups != 1 else ''})"
+        self._emit(IndexEvent(IndexPhase.DONE, embedded, embedded, label, duplicates=stacked))
+        return IndexSummary(analysed, embedded, skipped, duplicates=stacked)
+
+    async def _stack_duplicates(self) -> DuplicateSummary | None:
+        """Join the assets embedded with the visual signature (this pass or a cancelled one) to
+        their near-duplicates' groups. A database error is logged and retried on the next pass."""
+        embedder = next((e for e in self._embedders if e.model_id == VISUAL_SIGNATURE), None)
+        if embedder is None:
+            self._unstacked.clear()  # the model is gone; a later install re-embeds everything
+            return None
+        if not self._unstacked:
+            return None
+        self._check_cancel()
+        ids = sorted(self._unstacked)
+        model_id = await self._store.ensure_model(embedder)
+        try:
+            summary = await duplicates.refresh_assets(
+                self._sessions, model_id, embedder.dimensions, ids, cancel=self._cancel
+            )
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if self._cancel.is_set() and (task is None or not task.cancelling()):
+                raise IndexCancelled("Indexing was cancelled.") from None
+            raise
+        except SQLAlchemyError:
+            log.exception("stacking near-duplicates of %d new assets failed", len(ids))
+            return None
+        self._unstacked.difference_update(ids)
+        return summary
 
     def _check_cancel(self) -> None:
         if self._cancel.is_set():
@@ -257,6 +302,8 @@ class Indexer:
             subjects, images = await self._asset_frames(ids)
             failed += len(ids) - len(subjects)
             done += await self._embed(embedder, model_id, subjects, images)
+            if name == VISUAL_SIGNATURE:
+                self._unstacked.update(s.asset_id for s in subjects if s.asset_id is not None)
             progress()
         if self._segments is not None:
             after = 0
