@@ -758,6 +758,7 @@ class StoryEditor(QMainWindow):
         self.variant_list.clear()
         for variant in branch.variants:
             item = QListWidgetItem(self._variant_text(variant))
+            item.setToolTip(self._variant_text(variant).strip())
             item.setData(ID_ROLE, variant.id)
             if variant.pending:
                 failed = variant.job_status in (JobStatus.FAILED, JobStatus.CANCELLED)
@@ -781,7 +782,10 @@ class StoryEditor(QMainWindow):
             return f"{star}{variant.name}  —  {what}"
         weight = f"  ·  weight {variant.weight:g}"
         condition = "  ·  if …" if variant.conditions else ""
-        return f"{star}{variant.name}  —  #{variant.asset_id} {variant.asset_name or ''}{weight}{condition}"
+        # The asset's own name only when it says something the variant's name does not.
+        shown = variant.asset_name if variant.asset_name and variant.asset_name != variant.name else ""
+        asset = f"#{variant.asset_id} {shown}".rstrip()
+        return f"{star}{variant.name}  —  {asset}{weight}{condition}"
 
     def _variant_row_changed(self, current: QListWidgetItem | None, _: QListWidgetItem | None) -> None:
         self.selected_variant = int(current.data(ID_ROLE)) if current is not None else None
