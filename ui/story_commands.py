@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Literal, Protocol, TypeVar
 
 from PySide6.QtGui import QUndoCommand
 
@@ -132,35 +132,44 @@ class StoryCommand(QUndoCommand):
         raise NotImplementedError
 
 
-# -- branches ------------------------------------------------------------------------------------------
+# -- add / delete (shared by branches, variants and clips) -----------------------------------------
+
+R = TypeVar("R", Branch, Variant, Clip)
 
 
-class _BranchPresence(StoryCommand):
-    """Add or delete one branch (with its variants)."""
+class _Presence(StoryCommand, Generic[R]):
+    """Add or delete one row; undoing does the other. A kind supplies its restore and delete calls.
 
-    def __init__(self, editor: EditorHooks, branch: Branch, text: str, *, adding: bool) -> None:
+    ``row`` is the row as it was when it existed, keyed by its original ids (``IdMap`` finds the current
+    ones), so the command can re-create it any number of times.
+    """
+
+    def __init__(self, editor: EditorHooks, row: R, text: str, *, adding: bool) -> None:
         super().__init__(editor, text)
-        self.branch = branch  # as it was when it existed
+        self.row: R = row
         self.adding = adding
 
+    async def _restore(self, row: R) -> R:
+        """Re-create ``row`` through the service (after mapping the ids it refers to to current ones)."""
+        raise NotImplementedError
+
+    async def _delete(self, current_id: int) -> R:
+        """Delete the row that is now ``current_id`` through the service; returns what was deleted."""
+        raise NotImplementedError
+
+    def _rekeyed(self, removed: R) -> R:
+        """What was deleted, keyed by the original ids again."""
+        return replace(removed, id=self.row.id)
+
+    def _restored(self, new: R) -> None:
+        self.ops.ids.moved(self.kind, self.row.id, new.id)
+
     async def _create(self) -> int:
-        fresh = replace(self.branch, id=self._id("branch", self.branch.id))
-        restored = await self.ops.service.restore_branch(fresh)
-        self.ops.ids.branch_restored(self.branch, restored)
-        return self.branch.id
+        self._restored(await self._restore(self.row))
+        return self.row.id
 
     async def _remove(self) -> None:
-        removed = await self.ops.service.delete_branch(self._id("branch", self.branch.id))
-        # Keep the original ids as the key; the content is what was deleted.
-        self.branch = replace(
-            removed,
-            id=self.branch.id,
-            variants=tuple(
-                replace(v, id=old.id, branch_id=self.branch.id)
-                for v, old in zip(removed.variants, self.branch.variants, strict=False)
-            )
-            + removed.variants[len(self.branch.variants) :],
-        )
+        self.row = self._rekeyed(await self._delete(self._id(self.kind, self.row.id)))
 
     async def _apply(self) -> int | None:
         if self.adding:
@@ -173,6 +182,36 @@ class _BranchPresence(StoryCommand):
             await self._remove()
             return None
         return await self._create()
+
+
+# -- branches ------------------------------------------------------------------------------------------
+
+
+class _BranchPresence(_Presence[Branch]):
+    """Add or delete one branch (with its variants)."""
+
+    kind: Kind = "branch"
+
+    async def _restore(self, row: Branch) -> Branch:
+        return await self.ops.service.restore_branch(replace(row, id=self._id("branch", row.id)))
+
+    async def _delete(self, current_id: int) -> Branch:
+        return await self.ops.service.delete_branch(current_id)
+
+    def _rekeyed(self, removed: Branch) -> Branch:
+        old = self.row
+        return replace(
+            removed,
+            id=old.id,
+            variants=tuple(
+                replace(v, id=was.id, branch_id=old.id)
+                for v, was in zip(removed.variants, old.variants, strict=False)
+            )
+            + removed.variants[len(old.variants) :],
+        )
+
+    def _restored(self, new: Branch) -> None:
+        self.ops.ids.branch_restored(self.row, new)
 
 
 class AddBranch(_BranchPresence):
@@ -213,35 +252,19 @@ class UpdateBranch(StoryCommand):
 # -- variants ------------------------------------------------------------------------------------------
 
 
-class _VariantPresence(StoryCommand):
+class _VariantPresence(_Presence[Variant]):
     kind: Kind = "variant"
 
-    def __init__(self, editor: EditorHooks, variant: Variant, text: str, *, adding: bool) -> None:
-        super().__init__(editor, text)
-        self.variant = variant
-        self.adding = adding
+    async def _restore(self, row: Variant) -> Variant:
+        return await self.ops.service.restore_variant(
+            replace(row, branch_id=self._id("branch", row.branch_id))
+        )
 
-    async def _create(self) -> int:
-        fresh = replace(self.variant, branch_id=self._id("branch", self.variant.branch_id))
-        restored = await self.ops.service.restore_variant(fresh)
-        self.ops.ids.moved("variant", self.variant.id, restored.id)
-        return self.variant.id
+    async def _delete(self, current_id: int) -> Variant:
+        return await self.ops.service.delete_variant(current_id)
 
-    async def _remove(self) -> None:
-        removed = await self.ops.service.delete_variant(self._id("variant", self.variant.id))
-        self.variant = replace(removed, id=self.variant.id, branch_id=self.variant.branch_id)
-
-    async def _apply(self) -> int | None:
-        if self.adding:
-            return await self._create()
-        await self._remove()
-        return None
-
-    async def _revert(self) -> int | None:
-        if self.adding:
-            await self._remove()
-            return None
-        return await self._create()
+    def _rekeyed(self, removed: Variant) -> Variant:
+        return replace(removed, id=self.row.id, branch_id=self.row.branch_id)
 
 
 class AddVariant(_VariantPresence):
@@ -322,34 +345,14 @@ class SetDefaultVariant(StoryCommand):
 # -- clips ---------------------------------------------------------------------------------------------
 
 
-class _ClipPresence(StoryCommand):
+class _ClipPresence(_Presence[Clip]):
     kind: Kind = "clip"
 
-    def __init__(self, editor: EditorHooks, clip: Clip, text: str, *, adding: bool) -> None:
-        super().__init__(editor, text)
-        self.clip = clip
-        self.adding = adding
+    async def _restore(self, row: Clip) -> Clip:
+        return await self.ops.service.restore_clip(row)
 
-    async def _create(self) -> int:
-        restored = await self.ops.service.restore_clip(self.clip)
-        self.ops.ids.moved("clip", self.clip.id, restored.id)
-        return self.clip.id
-
-    async def _remove(self) -> None:
-        removed = await self.ops.service.delete_clip(self._id("clip", self.clip.id))
-        self.clip = replace(removed, id=self.clip.id)
-
-    async def _apply(self) -> int | None:
-        if self.adding:
-            return await self._create()
-        await self._remove()
-        return None
-
-    async def _revert(self) -> int | None:
-        if self.adding:
-            await self._remove()
-            return None
-        return await self._create()
+    async def _delete(self, current_id: int) -> Clip:
+        return await self.ops.service.delete_clip(current_id)
 
 
 class AddClip(_ClipPresence):
