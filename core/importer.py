@@ -289,35 +289,12 @@ class ImportService:
         parents: Sequence[DerivedParent],
     ) -> int | None:
         async with self._sessions() as session, session.begin():
-            await _lock_content(session, stored.sha256)
-            asset_id = await session.scalar(
-                select(Asset.id)
-                .where(Asset.user_id == user_id, Asset.sha256 == stored.sha256)
-                .order_by(Asset.id)
-                .limit(1)
+            found = await self._find_or_add(
+                session, user_id, stored, facts, title=title, description=description
             )
-            if asset_id is None:
-                if not await asyncio.to_thread(self._store.has, stored.sha256, stored.size):
-                    return None
-                asset = Asset(
-                    user_id=user_id,
-                    media_type=facts.media_type,
-                    provider_id="local",
-                    sha256=stored.sha256,
-                    file_size_bytes=stored.size,
-                    mime_type=facts.mime_type,
-                    sync_status=SyncStatus.DOWNLOADED,
-                    width=facts.width,
-                    height=facts.height,
-                    duration_sec=facts.duration_sec,
-                    fps=facts.fps,
-                    title=title,
-                    description=description,
-                    upload_method=UploadMethod.LOCAL_IMPORT,
-                )
-                session.add(asset)
-                await session.flush()
-                asset_id = asset.id
+            if found is None:
+                return None
+            asset_id = found[0]
             for order, parent in enumerate(parents):
                 if parent.asset_id == asset_id:
                     continue  # identical bytes (a cut of the whole video): no self edge
@@ -427,41 +404,61 @@ class ImportService:
     async def _record_asset(
         self, source: Path, user_id: int, stored: _Stored, facts: MediaFacts, uri: str
     ) -> tuple[int, bool] | None:
-        """Under a transaction-scoped advisory lock per content: the existing asset, or a new one.
-        None if the stored copy vanished (the caller copies again)."""
+        """The existing asset of these bytes, or a new one (see ``_find_or_add``)."""
         async with self._sessions() as session, session.begin():
-            await _lock_content(session, stored.sha256)
-            existing = await session.scalar(
-                select(Asset.id)
-                .where(Asset.user_id == user_id, Asset.sha256 == stored.sha256)
-                .order_by(Asset.id)
-                .limit(1)
+            found = await self._find_or_add(
+                session, user_id, stored, facts, title=source.stem, original_source_url=uri
             )
-            if existing is not None:
-                return existing, False
-            # A failed import of the same bytes removes the object under this lock when no asset uses it.
-            if not await asyncio.to_thread(self._store.has, stored.sha256, stored.size):
-                return None
-            asset = Asset(
-                user_id=user_id,
-                media_type=facts.media_type,
-                provider_id="local",
-                sha256=stored.sha256,
-                file_size_bytes=stored.size,
-                mime_type=facts.mime_type,
-                sync_status=SyncStatus.DOWNLOADED,
-                width=facts.width,
-                height=facts.height,
-                duration_sec=facts.duration_sec,
-                fps=facts.fps,
-                title=source.stem,
-                original_source_url=uri,
-                upload_method=UploadMethod.LOCAL_IMPORT,
-            )
-            session.add(asset)
-            await session.flush()
-            log.info("imported %s as asset %s", source, asset.id)
-            return asset.id, True
+            if found is not None and found[1]:
+                log.info("imported %s as asset %s", source, found[0])
+            return found
+
+    async def _find_or_add(
+        self,
+        session: AsyncSession,
+        user_id: int,
+        stored: _Stored,
+        facts: MediaFacts,
+        *,
+        title: str,
+        description: str | None = None,
+        original_source_url: str | None = None,
+    ) -> tuple[int, bool] | None:
+        """Under a transaction-scoped advisory lock per content: the user's existing asset with these
+        bytes (id, False), or a new local asset of them (id, True). None if the stored copy vanished
+        (the caller copies again)."""
+        await _lock_content(session, stored.sha256)
+        existing = await session.scalar(
+            select(Asset.id)
+            .where(Asset.user_id == user_id, Asset.sha256 == stored.sha256)
+            .order_by(Asset.id)
+            .limit(1)
+        )
+        if existing is not None:
+            return existing, False
+        # A failed import of the same bytes removes the object under this lock when no asset uses it.
+        if not await asyncio.to_thread(self._store.has, stored.sha256, stored.size):
+            return None
+        asset = Asset(
+            user_id=user_id,
+            media_type=facts.media_type,
+            provider_id="local",
+            sha256=stored.sha256,
+            file_size_bytes=stored.size,
+            mime_type=facts.mime_type,
+            sync_status=SyncStatus.DOWNLOADED,
+            width=facts.width,
+            height=facts.height,
+            duration_sec=facts.duration_sec,
+            fps=facts.fps,
+            title=title,
+            description=description,
+            original_source_url=original_source_url,
+            upload_method=UploadMethod.LOCAL_IMPORT,
+        )
+        session.add(asset)
+        await session.flush()
+        return asset.id, True
 
     async def _discard_unused(self, stored: _Stored) -> None:
         """Remove an object this import created if no asset uses it (checked under the content's lock)."""
