@@ -4,16 +4,27 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import signal
+import sys
 from collections.abc import Callable, Coroutine, Iterator
-from typing import Any, TypeVar
+from typing import Any, Protocol, TextIO, TypeVar
 
 from sqlalchemy.engine import URL
 
 from app.bootstrap import open_database
 from app.settings import Settings
+from core.errors import PixSimError
 
 T = TypeVar("T")
+
+
+class _Stoppable(Protocol):
+    @property
+    def cancelled(self) -> bool: ...
+
+
+Report = TypeVar("Report", bound=_Stoppable)
 
 
 def run_on_database(settings: Settings, main: Callable[[URL], Coroutine[Any, Any, T]]) -> T:
@@ -23,6 +34,32 @@ def run_on_database(settings: Settings, main: Callable[[URL], Coroutine[Any, Any
         return asyncio.run(main(handle.url))
     finally:
         handle.close()
+
+
+def run_report_command(
+    settings: Settings,
+    main: Callable[[URL], Coroutine[Any, Any, Report]],
+    *,
+    as_json: bool,
+    to_json: Callable[[Report], Any],
+    print_summary: Callable[[Report, TextIO], None],
+    incomplete: Callable[[Report], bool],
+) -> int:
+    """Run a long command that ends in a report (``run_on_database``) and print the report: as JSON or as
+    a summary on stdout. The exit code: 2 for an error before any work (said on stderr), 130 when it was
+    stopped, 1 when ``incomplete(report)`` (some items failed), else 0."""
+    try:
+        report = run_on_database(settings, main)
+    except PixSimError as exc:
+        print(f"pixsim: error: {exc}", file=sys.stderr)
+        return 2
+    if as_json:
+        print(json.dumps(to_json(report), indent=2))
+    else:
+        print_summary(report, sys.stdout)
+    if report.cancelled:
+        return 130
+    return 1 if incomplete(report) else 0
 
 
 @contextlib.contextmanager

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import sys
 import time
@@ -12,12 +11,11 @@ from typing import Any, TextIO
 
 from sqlalchemy.engine import URL
 
-from app.cli_support import run_on_database, stop_on_signals
+from app.cli_support import run_report_command, stop_on_signals
 from app.settings import Settings
 from core.cache.index import CacheIndex
 from core.cache.store import ContentStore
 from core.db.engine import make_async_engine, make_async_session_factory
-from core.errors import PixSimError
 from core.importer import ImportProgress, ImportReport, ImportService
 from core.text import human_bytes
 
@@ -36,18 +34,14 @@ def add_parsers(sub: Any) -> None:
 
 def run_import_command(args: argparse.Namespace, settings: Settings) -> int:
     """0: everything imported (or already there); 1: some files skipped; 2: an error; 130: stopped."""
-    try:
-        report = run_on_database(settings, lambda url: _run(args.paths, settings, url))
-    except PixSimError as exc:
-        print(f"pixsim: error: {exc}", file=sys.stderr)
-        return 2
-    if args.json:
-        print(json.dumps(report_to_json(report), indent=2))
-    else:
-        print_summary(report, sys.stdout)
-    if report.cancelled:
-        return 130
-    return 1 if report.failed else 0
+    return run_report_command(
+        settings,
+        lambda url: _run(args.paths, settings, url),
+        as_json=args.json,
+        to_json=report_to_json,
+        print_summary=print_summary,
+        incomplete=lambda report: bool(report.failed),
+    )
 
 
 async def _run(paths: list[Path], settings: Settings, url: URL) -> ImportReport:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import shutil
 import sys
 import time
@@ -19,11 +18,10 @@ from typing import Any, TextIO
 
 from sqlalchemy.engine import URL
 
-from app.cli_support import run_on_database, stop_on_signals
+from app.cli_support import run_report_command, stop_on_signals
 from app.services import build_services
 from app.settings import Settings
 from core.embeddings.indexer import IndexEvent, IndexPhase
-from core.errors import PixSimError
 
 
 def add_parsers(sub: Any) -> None:
@@ -55,18 +53,14 @@ class IndexReport:
 
 def run_index_command(args: argparse.Namespace, settings: Settings) -> int:
     """0: done; 1: some files could not be read; 2: an error before any work; 130: stopped."""
-    try:
-        report = run_on_database(settings, lambda url: _run(args, settings, url))
-    except PixSimError as exc:
-        print(f"pixsim: error: {exc}", file=sys.stderr)
-        return 2
-    if args.json:
-        print(json.dumps(asdict(report), indent=2))
-    else:
-        print_summary(report, sys.stdout)
-    if report.cancelled:
-        return 130
-    return 1 if report.skipped else 0
+    return run_report_command(
+        settings,
+        lambda url: _run(args, settings, url),
+        as_json=args.json,
+        to_json=asdict,
+        print_summary=print_summary,
+        incomplete=lambda report: bool(report.skipped),
+    )
 
 
 async def _run(args: argparse.Namespace, settings: Settings, url: URL) -> IndexReport:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import shutil
 import sys
 import time
@@ -19,7 +18,7 @@ from typing import Any, TextIO
 
 from sqlalchemy.engine import URL
 
-from app.cli_support import run_on_database, stop_on_signals
+from app.cli_support import run_report_command, stop_on_signals
 from app.progress import ProgressBar
 from app.services import build_services
 from app.settings import Settings
@@ -57,18 +56,14 @@ def run_segments_command(args: argparse.Namespace, settings: Settings) -> int:
     if bool(args.all) == bool(args.asset_ids):
         print("pixsim: error: name the videos to analyse (their asset ids), or --all.", file=sys.stderr)
         return 2
-    try:
-        report = run_on_database(settings, lambda url: _run(args, settings, url))
-    except PixSimError as exc:
-        print(f"pixsim: error: {exc}", file=sys.stderr)
-        return 2
-    if args.json:
-        print(json.dumps(report_to_json(report), indent=2))
-    else:
-        print_summary(report, sys.stdout)
-    if report.cancelled:
-        return 130
-    return 1 if report.failed else 0
+    return run_report_command(
+        settings,
+        lambda url: _run(args, settings, url),
+        as_json=args.json,
+        to_json=report_to_json,
+        print_summary=print_summary,
+        incomplete=lambda report: bool(report.failed),
+    )
 
 
 async def _run(args: argparse.Namespace, settings: Settings, url: URL) -> SegmentsReport:
