@@ -105,7 +105,7 @@ def _services_relay(window: MainWindow, data_dir: Path) -> Callable[[Services], 
 
         @Slot(object)
         def deliver(self, services: Services) -> None:
-            window.attach_services(_window_services(services, data_dir))
+            window.attach_services(window_services(services, data_dir))
 
     relay = Relay(window)
     # A bound slot of an object living in the GUI thread: emission from the core thread is queued.
@@ -113,7 +113,8 @@ def _services_relay(window: MainWindow, data_dir: Path) -> Callable[[Services], 
     return relay.ready.emit
 
 
-def _window_services(services: Services, data_dir: Path | None = None) -> WindowServices:
+def window_services(services: Services, data_dir: Path | None = None) -> WindowServices:
+    """What the main window uses of the app's services (tests build their windows with it too)."""
     from ui.context import WindowServices
 
     return WindowServices(

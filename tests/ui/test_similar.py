@@ -19,6 +19,7 @@ from pytestqt.qtbot import QtBot
 from sqlalchemy import func, select
 from sqlalchemy.engine import URL
 
+from app.gui import window_services
 from app.services import Services, build_services
 from app.settings import Settings
 from core.db.enums import MediaType
@@ -34,7 +35,6 @@ from tests.media.scene_videos import Shot, solid, write_video
 from tests.memory_keyring import MemoryKeyring
 from ui.activity import INDEX_KEY, ActivityModel
 from ui.bridge import CoreBridge
-from ui.context import WindowServices
 from ui.inspector import SCENE_THUMB
 from ui.main_window import MainWindow
 from ui.settings_dialog import GIB, SettingsValues
@@ -116,24 +116,7 @@ def make_app(qtbot: QtBot, core: CoreLoop, db_url: URL, tmp_path: Path) -> Itera
         size=(160, 90),
     )
     app.import_files([*paths, folder / "two shots.mp4"])
-    window.attach_services(
-        WindowServices(
-            sessions=services.sessions,
-            registry=services.registry,
-            transfers=services.transfers,
-            jobs=services.jobs,
-            runner=services.runner,
-            accounts=services.accounts,
-            importer=services.importer,
-            thumbnails=services.thumbnails,
-            story=services.story,
-            segments=services.segments,
-            embeddings=services.embeddings,
-            indexer=services.indexer,
-            http=services.http,
-            data_dir=settings.data_dir,
-        )
-    )
+    window.attach_services(window_services(services, settings.data_dir))
     window.refresh()
     yield app
     window.close()
