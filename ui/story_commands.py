@@ -184,6 +184,34 @@ class _Presence(StoryCommand, Generic[R]):
         return await self._create()
 
 
+class _Update(StoryCommand):
+    """Change some fields of one row; undoing sets them back. A kind supplies its update call."""
+
+    def __init__(
+        self,
+        editor: EditorHooks,
+        row_id: int,
+        before: Mapping[str, Any],
+        after: Mapping[str, Any],
+        text: str,
+    ) -> None:
+        super().__init__(editor, text)
+        self.row_id = row_id  # the original id
+        self.before = dict(before)
+        self.after = dict(after)
+
+    async def _update(self, current_id: int, fields: dict[str, Any]) -> None:
+        raise NotImplementedError
+
+    async def _apply(self) -> int | None:
+        await self._update(self._id(self.kind, self.row_id), self.after)
+        return self.row_id
+
+    async def _revert(self) -> int | None:
+        await self._update(self._id(self.kind, self.row_id), self.before)
+        return self.row_id
+
+
 # -- branches ------------------------------------------------------------------------------------------
 
 
@@ -224,29 +252,11 @@ class DeleteBranch(_BranchPresence):
         super().__init__(editor, branch, f"Delete branch “{branch.name}”", adding=False)
 
 
-class UpdateBranch(StoryCommand):
+class UpdateBranch(_Update):
     """Change some fields of a branch (moving it is changing ``time_sec``)."""
 
-    def __init__(
-        self,
-        editor: EditorHooks,
-        branch_id: int,
-        before: Mapping[str, Any],
-        after: Mapping[str, Any],
-        text: str,
-    ) -> None:
-        super().__init__(editor, text)
-        self.branch_id = branch_id
-        self.before = dict(before)
-        self.after = dict(after)
-
-    async def _apply(self) -> int | None:
-        await self.ops.service.update_branch(self._id("branch", self.branch_id), **self.after)
-        return self.branch_id
-
-    async def _revert(self) -> int | None:
-        await self.ops.service.update_branch(self._id("branch", self.branch_id), **self.before)
-        return self.branch_id
+    async def _update(self, current_id: int, fields: dict[str, Any]) -> None:
+        await self.ops.service.update_branch(current_id, **fields)
 
 
 # -- variants ------------------------------------------------------------------------------------------
@@ -277,29 +287,11 @@ class DeleteVariant(_VariantPresence):
         super().__init__(editor, variant, f"Remove variant “{variant.name}”", adding=False)
 
 
-class UpdateVariant(StoryCommand):
+class UpdateVariant(_Update):
     kind: Kind = "variant"
 
-    def __init__(
-        self,
-        editor: EditorHooks,
-        variant_id: int,
-        before: Mapping[str, Any],
-        after: Mapping[str, Any],
-        text: str,
-    ) -> None:
-        super().__init__(editor, text)
-        self.variant_id = variant_id
-        self.before = dict(before)
-        self.after = dict(after)
-
-    async def _apply(self) -> int | None:
-        await self.ops.service.update_variant(self._id("variant", self.variant_id), **self.after)
-        return self.variant_id
-
-    async def _revert(self) -> int | None:
-        await self.ops.service.update_variant(self._id("variant", self.variant_id), **self.before)
-        return self.variant_id
+    async def _update(self, current_id: int, fields: dict[str, Any]) -> None:
+        await self.ops.service.update_variant(current_id, **fields)
 
 
 class ReorderVariants(StoryCommand):
@@ -365,26 +357,8 @@ class DeleteClip(_ClipPresence):
         super().__init__(editor, clip, f"Delete clip “{clip.name}”", adding=False)
 
 
-class UpdateClip(StoryCommand):
+class UpdateClip(_Update):
     kind: Kind = "clip"
 
-    def __init__(
-        self,
-        editor: EditorHooks,
-        clip_id: int,
-        before: Mapping[str, Any],
-        after: Mapping[str, Any],
-        text: str,
-    ) -> None:
-        super().__init__(editor, text)
-        self.clip_id = clip_id
-        self.before = dict(before)
-        self.after = dict(after)
-
-    async def _apply(self) -> int | None:
-        await self.ops.service.update_clip(self._id("clip", self.clip_id), **self.after)
-        return self.clip_id
-
-    async def _revert(self) -> int | None:
-        await self.ops.service.update_clip(self._id("clip", self.clip_id), **self.before)
-        return self.clip_id
+    async def _update(self, current_id: int, fields: dict[str, Any]) -> None:
+        await self.ops.service.update_clip(current_id, **fields)
