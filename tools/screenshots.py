@@ -21,7 +21,7 @@ from PySide6.QtCore import QEventLoop, Qt, QTimer
 from PySide6.QtWidgets import QApplication, QPlainTextEdit
 
 from app.bootstrap import open_database
-from app.gui import _settings_values, _window_services
+from app.gui import _settings_values, window_services
 from app.services import build_services
 from app.settings import load_settings
 from core.db.engine import make_async_engine, make_async_session_factory
@@ -186,7 +186,7 @@ def main() -> int:
             )
             window.resize(1480, 900)
             window.show()
-            window.attach_services(_window_services(services, settings.data_dir))
+            window.attach_services(window_services(services, settings.data_dir))
             wait(1200)
             window.grab().save(str(args.out / "main-window-empty.png"))
 
