@@ -6,6 +6,10 @@ of two or more is stored as ``assets.duplicate_group_id`` (migration 0006). The 
 its smallest asset id, so re-running on unchanged vectors writes nothing. Nothing is ever deleted:
 the library grid can *stack* a group into one card (``LibraryQuery.stack_duplicates``).
 
+Only assets of one media type pair up, and never derived works of each other (one the other's
+lineage ancestor, or both made from a common parent): extends, variants continued from one branch
+point and the video made from a still look alike by design, and are not versions of one picture.
+
 Union-find makes grouping transitive (A~B and B~C put A, B and C together even if A and C are
 further apart): that is what a user expects of "versions of one picture" (a resize of a crop).
 """
@@ -29,6 +33,8 @@ from core.db.models import Asset, Embedding
 # unrelated pictures above 0.15).
 DEFAULT_THRESHOLD = 0.08
 NEIGHBOURS = 16
+# How many generations up the lineage a pair is checked for being derived works of each other.
+LINEAGE_DEPTH = 12
 BATCH = 1000
 
 Progress = Callable[[int, int], None]
@@ -93,9 +99,55 @@ def _pairs_query(model_id: int, dims: int) -> TextClause:
             ORDER BY b.{vector} <=> a.{vector}
             LIMIT {NEIGHBOURS}
         ) n
+        JOIN assets aa ON aa.id = a.asset_id
+        JOIN assets ab ON ab.id = n.asset_id
         WHERE a.model_id = {model} AND a.asset_id = ANY(:ids) AND n.distance <= :threshold
+          AND aa.media_type = ab.media_type
         """  # noqa: S608
     ).bindparams(bindparam("ids", type_=ARRAY(BigInteger)))
+
+
+# Each listed asset's lineage ancestors, up to ``:depth`` generations (depth 1: its parents).
+_ANCESTORS = text(
+    """
+    WITH RECURSIVE up(start, node, depth) AS (
+        SELECT s, s, 0 FROM unnest(CAST(:ids AS bigint[])) AS s
+        UNION
+        SELECT up.start, l.parent_asset_id, up.depth + 1
+        FROM up JOIN asset_lineage l ON l.child_asset_id = up.node
+        WHERE up.depth < :depth
+    )
+    SELECT start, node, min(depth) FROM up WHERE depth > 0 GROUP BY start, node
+    """
+)
+
+
+async def _unrelated(session: AsyncSession, pairs: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """The pairs that are not derived works of each other.
+
+    An extend of a video, the variants continued from one branch point, the video made from a still:
+    they look alike by design, and stacking them would hide a story's variants. So a pair is dropped
+    when one is the other's lineage ancestor (within ``LINEAGE_DEPTH`` generations) or both were made
+    from a common parent. Copies, re-encodes and re-imports carry no such lineage and still pair up.
+    """
+    if not pairs:
+        return pairs
+    ids = sorted({x for pair in pairs for x in pair})
+    ancestors: dict[int, set[int]] = {}
+    parents: dict[int, set[int]] = {}
+    rows = await session.execute(_ANCESTORS, {"ids": ids, "depth": LINEAGE_DEPTH})
+    for start, node, depth in rows:
+        ancestors.setdefault(int(start), set()).add(int(node))
+        if depth == 1:
+            parents.setdefault(int(start), set()).add(int(node))
+    empty: set[int] = set()
+    return [
+        (a, b)
+        for a, b in pairs
+        if b not in ancestors.get(a, empty)
+        and a not in ancestors.get(b, empty)
+        and not (parents.get(a, empty) & parents.get(b, empty))
+    ]
 
 
 async def _neighbour_pairs(
@@ -119,7 +171,8 @@ async def _neighbour_pairs(
             await session.execute(text("SET LOCAL hnsw.iterative_scan = relaxed_order"))
             await session.execute(text(f"SET LOCAL hnsw.ef_search = {max(40, NEIGHBOURS * 2)}"))
             rows = (await session.execute(pairs, {"ids": chunk, "threshold": threshold})).all()
-        yield [(int(a), int(b)) for a, b in rows]
+            found = await _unrelated(session, [(int(a), int(b)) for a, b in rows])
+        yield found
         if progress is not None:
             progress(min(start + BATCH, len(ids)), len(ids))
 

@@ -173,3 +173,48 @@ async def test_indexed_with_the_visual_signature_re_encodes_stack_and_distinct_p
     assert summary.groups == 2
     groups = await store.near_duplicate_groups(model_id, duplicates.DEFAULT_THRESHOLD)
     assert groups == [[ids[0], ids[6]], [ids[3], ids[7]]]
+
+
+async def test_derived_works_look_alike_but_are_not_stacked(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    """An extend chain, the variants continued from one moment and the video made from a still look
+    alike by design; stacking them would hide a story's variants. A plain copy still stacks."""
+    from core.db.models import AssetLineage
+
+    store = EmbeddingStore(sessions)
+    embedder = ColourGridEmbedder()
+    model_id = await store.ensure_model(embedder)
+    scene = picture(7)
+    frames = [jpeg(scene, q) for q in (95, 90, 85, 80, 75, 70)] + [scene]
+    kinds = [MediaType.IMAGE] + [MediaType.VIDEO] * 5 + [MediaType.IMAGE]
+    async with sessions() as session, session.begin():
+        still, video, extend1, extend2, variant_a, variant_b, copy = [
+            (await add_asset(session, media_type=kind)).id for kind in kinds
+        ]
+        for parent, child, operation in (
+            (still, video, "image_to_video"),
+            (video, extend1, "video_extend"),
+            (extend1, extend2, "video_extend"),
+            (extend2, variant_a, "video_extend"),
+            (extend2, variant_b, "video_extend"),
+        ):
+            session.add(
+                AssetLineage(
+                    parent_asset_id=parent, child_asset_id=child, operation=operation, parent_role="source"
+                )
+            )
+    ids = [still, video, extend1, extend2, variant_a, variant_b, copy]
+    await store.upsert(model_id, [Subject.asset(i) for i in ids], embedder.embed_images(frames))
+    assert max(float(d) for d in _distances(embedder, frames)) < duplicates.DEFAULT_THRESHOLD
+
+    groups = await duplicates.find_groups(
+        sessions, model_id, embedder.dimensions, duplicates.DEFAULT_THRESHOLD
+    )
+    # Only the imported copy of the still (no lineage between them) pairs with it.
+    assert groups == [sorted([still, copy])]
+
+
+def _distances(embedder: ColourGridEmbedder, frames: list[Image.Image]) -> list[float]:
+    vectors = embedder.embed_images(frames)
+    return [float(1 - vectors[i] @ vectors[j]) for i in range(len(frames)) for j in range(i + 1, len(frames))]
