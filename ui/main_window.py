@@ -46,7 +46,6 @@ from PySide6.QtWidgets import (
 
 from core.db.enums import MediaType
 from core.library import AssetCard, LibraryQuery, LibraryService, SimilarTo
-from core.lineage_graph import LineageGraphService
 from core.providers.base import ProviderReference, SupportsGenerate, SupportsUpload
 from resources import resource_path
 from ui.activity import INDEX_KEY, ActivityModel, ActivityPanel, ActivityRow, CoreEvents
@@ -57,7 +56,6 @@ from ui.filter_bar import FilterBar
 from ui.generate_dialog import GenerateDialog, GenerateRequest, InputAsset, ProviderChoice
 from ui.inspector import Inspector
 from ui.library_grid import THUMB_BOX, AssetGridModel, AssetGridView, GridThumbnails
-from ui.lineage_view import LineageView
 from ui.providers_dock import ProvidersPanel, ProviderTarget, ProviderTargetsModel
 from ui.settings_dialog import ProviderOption, SettingsDialog, SettingsValues
 from ui.thumbnail_cache import ThumbnailCache
@@ -70,6 +68,7 @@ if TYPE_CHECKING:
     from core.importer import ImportProgress, ImportReport
     from core.jobs.service import JobEvent, JobSummary
     from core.providers.accounts import AccountInfo
+    from ui.lineage_view import LineageView
 
 APP_TITLE = "PixSim"
 VISUAL_SIGNATURE = "pixsim/visual-signature@1"  # core.embeddings.visual's model id (no weights needed)
@@ -170,12 +169,15 @@ class MainWindow(QMainWindow):
         self.activity_dock = self._dock(
             "Transfers and Jobs", "activityDock", self.activity_panel, Qt.DockWidgetArea.BottomDockWidgetArea
         )
-        # The lineage graph follows the grid's selection; it shares the grid's thumbnail cache.
-        self.lineage_view = LineageView(bridge, cache=cache)
-        self.lineage_view.include_age_restricted = include_gated
+        # The lineage graph follows the grid's selection; it shares the grid's thumbnail cache. Its
+        # view (numpy, the layout code) is built the first time the tab is shown, not at start-up.
+        self._thumbnail_cache = cache
+        self._thumbnails: CoreThumbnails | None = None
+        self.lineage_view: LineageView | None = None
         self.lineage_dock = self._dock(
-            "Lineage", "lineageDock", self.lineage_view, Qt.DockWidgetArea.BottomDockWidgetArea
+            "Lineage", "lineageDock", QWidget(), Qt.DockWidgetArea.BottomDockWidgetArea
         )
+        self.lineage_dock.visibilityChanged.connect(lambda shown: shown and self._ensure_lineage_view())
         self.tabifyDockWidget(self.activity_dock, self.lineage_dock)
         self.activity_dock.raise_()
 
@@ -228,8 +230,6 @@ class MainWindow(QMainWindow):
         self.inspector.scene_requested.connect(self.open_story_editor_for)
         self.inspector.similar_requested.connect(self.find_similar_to_asset)
         self.inspector.navigate_requested.connect(self.reveal_asset)
-        self.lineage_view.asset_selected.connect(self.reveal_asset)
-        self.lineage_view.asset_activated.connect(self.reveal_asset)
         self.inspector.asset_changed.connect(lambda _: self._reload_timer.start())
         self.inspector.assets_changed.connect(lambda _: self._reload_timer.start())
         self.targets_model.push_requested.connect(self.push_assets)
@@ -251,8 +251,9 @@ class MainWindow(QMainWindow):
         thumbnails = CoreThumbnails(services.transfers.store, services.thumbnails, THUMB_BOX)
         keyframes = services.segments.keyframe_file if services.segments is not None else None
         self.asset_model.set_loader(GridThumbnails(thumbnails, keyframes, THUMB_BOX))
-        self.lineage_view.set_loader(thumbnails)
-        self.lineage_view.set_service(LineageGraphService(services.sessions))
+        self._thumbnails = thumbnails
+        if self.lineage_view is not None:
+            self._attach_lineage(self.lineage_view)
         # Core events arrive on the core thread; the signals queue them to this one.
         services.transfers.events.subscribe(self.events.transfer_did_progress.emit)
         services.jobs.events.subscribe(self.events.job_did_change.emit)
@@ -568,9 +569,37 @@ class MainWindow(QMainWindow):
         elif len(cards) == 1:
             self.inspector.show_asset(cards[0].id)
             self.inspector.set_preview(self.asset_model.cache.get((cards[0].id, "thumb")), cards[0].id)
-            self.lineage_view.show_asset(cards[0].id)
+            if self.lineage_view is not None:
+                self.lineage_view.show_asset(cards[0].id)
         else:
             self.inspector.show_many([c.id for c in cards])
+
+    def _ensure_lineage_view(self) -> LineageView:
+        """The lineage view, built on first use (the tab shown)."""
+        if self.lineage_view is not None:
+            return self.lineage_view
+        from ui.lineage_view import LineageView
+
+        view = LineageView(self._bridge, cache=self._thumbnail_cache)
+        view.include_age_restricted = self._settings.show_age_restricted if self._settings else False
+        view.asset_selected.connect(self.reveal_asset)
+        view.asset_activated.connect(self.reveal_asset)
+        self.lineage_view = view
+        self.lineage_dock.setWidget(view)
+        if self.services is not None:
+            self._attach_lineage(view)
+        cards = self.selected_cards()
+        if len(cards) == 1:
+            view.show_asset(cards[0].id)
+        return view
+
+    def _attach_lineage(self, view: LineageView) -> None:
+        from core.lineage_graph import LineageGraphService
+
+        assert self.services is not None
+        if self._thumbnails is not None:
+            view.set_loader(self._thumbnails)
+        view.set_service(LineageGraphService(self.services.sessions))
 
     def _selected_video(self) -> int | None:
         cards = self.selected_cards()
@@ -949,7 +978,8 @@ class MainWindow(QMainWindow):
         self._settings = values
         self.filter_bar.set_age_gate(values.show_age_restricted)
         self.inspector.set_include_age_restricted(values.show_age_restricted)
-        self.lineage_view.set_include_age_restricted(values.show_age_restricted)
+        if self.lineage_view is not None:
+            self.lineage_view.set_include_age_restricted(values.show_age_restricted)
         self.settings_changed.emit(values)
 
     # -- menus ------------------------------------------------------------------------------------

@@ -374,3 +374,23 @@ def test_a_video_opens_in_the_story_editor_and_an_image_does_not(
 
     window.asset_view.doubleClicked.emit(window.asset_model.index(video_row))
     qtbot.waitUntil(lambda: len([e for e in window.findChildren(StoryEditor) if not e.closed]) == 1)
+
+
+def test_the_lineage_tab_builds_its_graph_when_first_shown_and_follows_the_selection(
+    qtbot: QtBot, app: App, tmp_path: Path
+) -> None:
+    window = app.window
+    (tmp_path / "cliff.png").write_bytes(tiny_png(6))
+    window.import_paths([tmp_path / "cliff.png"])
+    qtbot.waitUntil(lambda: window.asset_model.rowCount() == 1, timeout=20_000)
+    window.asset_view.setCurrentIndex(window.asset_model.index(0))
+    # Hidden behind Transfers and Jobs: nothing of the graph is built at start-up.
+    assert window.lineage_view is None
+
+    window.lineage_dock.raise_()
+    qtbot.waitUntil(lambda: window.lineage_view is not None, timeout=5_000)
+    view = window.lineage_view
+    assert view is not None and window.lineage_dock.widget() is view
+    asset_id = window.asset_model.card(0).id
+    qtbot.waitUntil(lambda: view.graph is not None and view.graph.focus_id == asset_id, timeout=20_000)
+    assert asset_id in view.graph.nodes
