@@ -32,14 +32,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import math
 import os
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -53,6 +52,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from app.bootstrap import open_database
 from app.settings import load_settings
+from bench._report import percentile, say, stage
 from bench.library_ui import fill, libpq
 from core.db.engine import make_async_engine, make_async_session_factory
 from core.db.enums import MediaType
@@ -68,23 +68,6 @@ CASES: list[tuple[str, LibraryQuery]] = [
     ("images_word", LibraryQuery(stack_duplicates=True, media_types=IMAGES, text="lighthouse")),
     ("word_tag", LibraryQuery(stack_duplicates=True, text="lighthouse", tags=frozenset({"boss"}))),
 ]
-
-
-def say(line: str) -> None:
-    print(line, flush=True)
-
-
-@contextlib.contextmanager
-def stage(title: str) -> Iterator[None]:
-    say(f"== {title}")
-    start = time.perf_counter()
-    yield
-    say(f"   ({time.perf_counter() - start:.1f} s)")
-
-
-def percentile(samples: list[float], pct: float) -> float:
-    ordered = sorted(samples)
-    return ordered[max(1, math.ceil(pct / 100 * len(ordered))) - 1]
 
 
 # -- vectors ---------------------------------------------------------------------------------------

@@ -40,7 +40,6 @@ from __future__ import annotations
 
 import argparse
 import array
-import contextlib
 import itertools
 import json
 import math
@@ -53,7 +52,7 @@ import sys
 import tempfile
 import time
 import wave
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -77,6 +76,9 @@ from PySide6.QtWidgets import QApplication, QListView, QStyleOptionViewItem, QWi
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # bench/ is not installed
+
+from bench._report import percentile, say, stage
 from core.cache.store import ContentStore
 from core.db import migrate
 from core.db.embedded import EmbeddedDatabase
@@ -111,25 +113,6 @@ FILTERS: list[tuple[str, LibraryQuery]] = [
 
 
 # -- helpers ---------------------------------------------------------------------------------------
-
-
-def percentile(samples: list[float], pct: float) -> float:
-    """Nearest-rank percentile."""
-    ordered = sorted(samples)
-    rank = max(1, math.ceil(pct / 100 * len(ordered)))
-    return ordered[rank - 1]
-
-
-def say(line: str) -> None:
-    print(line, flush=True)
-
-
-@contextlib.contextmanager
-def stage(title: str) -> Iterator[None]:
-    say(f"== {title}")
-    start = time.perf_counter()
-    yield
-    say(f"   ({time.perf_counter() - start:.1f} s)")
 
 
 def libpq(url: URL) -> str:

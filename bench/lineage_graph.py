@@ -38,7 +38,6 @@ import asyncio
 import functools
 import hashlib
 import json
-import math
 import os
 import shutil
 import statistics
@@ -55,6 +54,7 @@ from sqlalchemy.engine import URL
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench._report import percentile
 from bench.lineage_shapes import SynthEdge, SynthNode, synthetic_lineage
 from core.db import migrate
 from core.db.embedded import EmbeddedDatabase
@@ -73,13 +73,6 @@ from core.lineage_graph import (
 from core.runtime import CoreLoop
 
 TARGETS = {"layout_ms": 1000.0, "pan_frame_p95_ms": 33.0}
-
-
-def percentile(samples: list[float], pct: float) -> float:
-    """Nearest-rank percentile."""
-    ordered = sorted(samples)
-    rank = max(1, math.ceil(pct / 100 * len(ordered)))
-    return ordered[rank - 1]
 
 
 def build_graph(nodes: list[SynthNode], edges: list[SynthEdge]) -> LineageGraph:

@@ -33,7 +33,6 @@ import contextlib
 import hashlib
 import itertools
 import json
-import math
 import os
 import shutil
 import statistics
@@ -43,7 +42,7 @@ import tempfile
 import threading
 import time
 import urllib.request
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -54,7 +53,10 @@ from sqlalchemy import select, text
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # bench/ is not installed
+
 from app.services import build_transfers
+from bench._report import percentile, say, stage
 from core.cache.store import ContentStore
 from core.db import migrate
 from core.db.embedded import EmbeddedDatabase
@@ -84,17 +86,6 @@ BENCH_KEY = "bench-pixverse-key"
 
 
 # -- helpers ---------------------------------------------------------------------------------------
-
-
-def percentile(samples: list[float], pct: float) -> float:
-    """Nearest-rank percentile."""
-    ordered = sorted(samples)
-    rank = max(1, math.ceil(pct / 100 * len(ordered)))
-    return ordered[rank - 1]
-
-
-def say(line: str) -> None:
-    print(line, flush=True)
 
 
 async def timed(awaitable: Awaitable[T]) -> tuple[T, float]:
@@ -550,14 +541,6 @@ def gui_latency(core: CoreLoop, wired: Wired, url: str, sha256: str, size: int, 
 
 
 # -- main -------------------------------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def stage(title: str) -> Iterator[None]:
-    say(f"== {title}")
-    start = time.perf_counter()
-    yield
-    say(f"   ({time.perf_counter() - start:.1f} s)")
 
 
 def main() -> int:

@@ -28,7 +28,6 @@ Human-readable lines first; the last line printed is one JSON object with every 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import math
 import os
@@ -36,7 +35,6 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -45,29 +43,13 @@ import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench._report import percentile, say, stage
 from core.db.embedded import EmbeddedDatabase
 from core.embeddings.store import EmbeddingStore
 
 TARGETS = {"p95_ms_100k": 50.0, "p95_ms_1m": 20.0, "recall20": 0.95, "filtered_k_returned": 1.0}
 K = 20
 MODEL_ID = 1
-
-
-def say(line: str) -> None:
-    print(line, flush=True)
-
-
-@contextlib.contextmanager
-def stage(title: str) -> Iterator[None]:
-    say(f"== {title}")
-    start = time.perf_counter()
-    yield
-    say(f"   ({time.perf_counter() - start:.1f} s)")
-
-
-def percentile(samples: list[float], pct: float) -> float:
-    ordered = sorted(samples)
-    return ordered[max(1, math.ceil(pct / 100 * len(ordered))) - 1]
 
 
 def label(rows: int) -> str:
