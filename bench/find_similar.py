@@ -46,7 +46,6 @@ from typing import Any
 import numpy as np
 import psycopg
 from sqlalchemy.engine import URL
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -56,7 +55,7 @@ from bench._report import percentile, say, stage
 from bench.library_ui import fill, libpq
 from core.db.engine import make_async_engine, make_async_session_factory
 from core.db.enums import MediaType
-from core.embeddings.store import EmbeddingStore, SimilarHit, Subject, _vector_text, index_name
+from core.embeddings.store import index_name
 from core.embeddings.visual import VisualSignatureEmbedder
 from core.library import SIMILAR_K, LibraryQuery, LibraryService, SimilarTo
 
@@ -139,18 +138,6 @@ async def timed(
             times.append((time.perf_counter() - start) * 1000)
             oks.append(ok)
     return times, oks
-
-
-async def exact_similar(
-    store: EmbeddingStore, sessions: async_sessionmaker[AsyncSession], model_id: int, source: int, k: int
-) -> list[SimilarHit]:
-    """The store's unfiltered search of ``source``'s neighbours with the graph bypassed: the same
-    statement as ``similar_to_asset``, ranked by the store's exact path (the baseline it beats)."""
-    info = await store.model(model_id)
-    vector = await store.vector(model_id, Subject.asset(source))
-    base = store._statement(info, _vector_text(vector), [], True, source)
-    async with sessions() as session, session.begin():
-        return await store._run(session, base, info, k, exact=True)
 
 
 async def measure(url: URL, args: argparse.Namespace) -> dict[str, Any]:
@@ -237,7 +224,9 @@ async def measure(url: URL, args: argparse.Namespace) -> dict[str, Any]:
             return len(hits) == k
 
         async def store_exact(source: int) -> bool:
-            hits = await exact_similar(store, sessions, model_id, source, k)
+            hits = await store.similar_to_asset(
+                model_id, source, query=LibraryQuery(), k=k, include_segments=True, exact=True
+            )
             exact[source] = {h.asset_id for h in hits}
             return len(hits) == k
 

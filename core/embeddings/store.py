@@ -373,6 +373,7 @@ class EmbeddingStore:
         k: int = 20,
         include_segments: bool = False,
         exclude_asset_id: int | None = None,
+        exact: bool = False,
     ) -> list[SimilarHit]:
         """The ``k`` nearest subjects to ``vector``, nearest first.
 
@@ -380,7 +381,7 @@ class EmbeddingStore:
         ...) to the asset a vector belongs to (a segment's video); ``None`` means no filter at all, not
         even the age gate (internal use: the UI always passes its query). Segment hits are included
         when ``include_segments``. ``exclude_asset_id`` leaves out an asset and its segments (the
-        asset the search started from).
+        asset the search started from). ``exact`` skips the graph (ground truth, benchmarks).
         """
         if k <= 0:
             return []
@@ -392,6 +393,9 @@ class EmbeddingStore:
         base = self._statement(info, _vector_text(array[0]), conditions, include_segments, exclude_asset_id)
 
         async with self._sessions() as session, session.begin():
+            if exact:
+                self.last_plan = SearchPlan("exact", None)
+                return await self._run(session, base, info, k, exact=True)
             estimate = None
             if query is not None and _filters_more_than_default(query):
                 estimate = await _estimate(session, select(Asset.id).where(*conditions))
@@ -435,11 +439,18 @@ class EmbeddingStore:
         query: LibraryQuery | None = None,
         k: int = 20,
         include_segments: bool = False,
+        exact: bool = False,
     ) -> list[SimilarHit]:
         """Subjects like an asset's stored vector, the asset itself (and its segments) left out."""
         vector = await self.vector(model_id, Subject.asset(asset_id))
         return await self.similar(
-            model_id, vector, query=query, k=k, include_segments=include_segments, exclude_asset_id=asset_id
+            model_id,
+            vector,
+            query=query,
+            k=k,
+            include_segments=include_segments,
+            exclude_asset_id=asset_id,
+            exact=exact,
         )
 
     async def similar_to_segment(

@@ -236,3 +236,17 @@ async def test_the_graph_path_uses_the_models_hnsw_index_and_the_exact_path_does
         library.model_id, library.query_vector, query=LibraryQuery(), k=20, exact=True
     )
     assert "hnsw" not in exact
+
+
+async def test_an_exact_search_skips_the_graph_and_finds_the_same_nearest(
+    store: EmbeddingStore, library: Library
+) -> None:
+    walked = await store.similar(library.model_id, library.query_vector, query=LibraryQuery(), k=20)
+    exact = await store.similar(
+        library.model_id, library.query_vector, query=LibraryQuery(), k=20, exact=True
+    )
+    assert store.last_plan is not None and store.last_plan.method == "exact"
+    assert len(exact) == 20 and distances_ascend(exact)
+    assert library.gated not in {h.asset_id for h in exact}, "the filters still apply"
+    # On this small, well-separated library the graph walk finds the true nearest.
+    assert [h.asset_id for h in exact] == [h.asset_id for h in walked]
