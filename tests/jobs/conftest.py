@@ -47,6 +47,24 @@ async def server() -> AsyncIterator[FakeHttpServer]:
         yield srv
 
 
+async def run_until_done(services: Services, job_id: int, limit_s: float = 30.0) -> JobSummary:
+    """Run the job runner until the job reaches a final state (a runner crash fails the test)."""
+    stop = asyncio.Event()
+    runner = asyncio.ensure_future(services.runner.run(stop))
+    try:
+        async with asyncio.timeout(limit_s):
+            while True:
+                job = await services.jobs.get(job_id)
+                if job.status.is_terminal:
+                    return job
+                if runner.done():
+                    runner.result()
+                await asyncio.sleep(0.02)
+    finally:
+        stop.set()
+        await runner
+
+
 @dataclass
 class JobsEnv:
     services: Services
@@ -54,21 +72,7 @@ class JobsEnv:
     settings: Settings
 
     async def run_until_done(self, job_id: int, limit_s: float = 30.0) -> JobSummary:
-        """Run the job runner until the job reaches a final state."""
-        stop = asyncio.Event()
-        runner = asyncio.ensure_future(self.services.runner.run(stop))
-        try:
-            async with asyncio.timeout(limit_s):
-                while True:
-                    job = await self.services.jobs.get(job_id)
-                    if job.status.is_terminal:
-                        return job
-                    if runner.done():
-                        runner.result()
-                    await asyncio.sleep(0.02)
-        finally:
-            stop.set()
-            await runner
+        return await run_until_done(self.services, job_id, limit_s)
 
     async def generate(self, provider: str, op: str, params: dict[str, Any], **kw: Any) -> JobSummary:
         job = await self.services.jobs.create(provider, op, params, **kw)

@@ -3,7 +3,6 @@ files (imported through the importer) and, for "continue from here", the Sandbox
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,13 +12,11 @@ from sqlalchemy.engine import URL
 
 from app.services import Services, build_services
 from app.settings import Settings
-from core.jobs.runner import JobPolicy
 from core.jobs.service import JobSummary
 from core.story.service import StoryService
 from tests.fakes.media import tiny_mp4, tiny_png
+from tests.jobs.conftest import FAST, run_until_done
 from tests.memory_keyring import MemoryKeyring
-
-FAST = JobPolicy(idle_poll_s=0.05, first_poll_s=0.02, max_poll_interval_s=0.1)
 
 
 @dataclass
@@ -49,20 +46,7 @@ class StoryEnv:
         return asset_id
 
     async def run_jobs_until_done(self, job_id: int, limit_s: float = 60.0) -> JobSummary:
-        stop = asyncio.Event()
-        runner = asyncio.ensure_future(self.services.runner.run(stop))
-        try:
-            async with asyncio.timeout(limit_s):
-                while True:
-                    job = await self.services.jobs.get(job_id)
-                    if job.status.is_terminal:
-                        return job
-                    if runner.done():
-                        runner.result()
-                    await asyncio.sleep(0.02)
-        finally:
-            stop.set()
-            await runner
+        return await run_until_done(self.services, job_id, limit_s)
 
 
 async def make_env(db_url: URL, root: Path) -> AsyncIterator[StoryEnv]:
