@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from core.cache.writeback import Writeback
 from core.errors import CacheError
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
@@ -121,10 +122,13 @@ class ContentStore:
         size = 0
         try:
             with source.open("rb") as src, partial.path.open("wb") as dst:
+                writeback = Writeback(dst.fileno())
                 while chunk := src.read(COPY_CHUNK):
                     digest.update(chunk)
                     dst.write(chunk)
                     size += len(chunk)
+                    dst.flush()
+                    writeback.advance(size)
                 dst.flush()
                 os.fsync(dst.fileno())
         except OSError as exc:

@@ -13,19 +13,17 @@ import asyncio
 import hashlib
 import os
 import re
-import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from core.cache.store import COPY_CHUNK, PartialFile
+from core.cache.writeback import Writeback
 from core.errors import ContentMismatch, NetworkError
 from core.net.http import SafeHttp, error_for_status, with_retries
 from core.net.retry import RetryPolicy
 from core.redact import redact_text
 
 ProgressFn = Callable[[int, int | None], None]
-WRITEBACK_STEP = 32 << 20
-_ADVISE = hasattr(os, "posix_fadvise") and sys.platform.startswith("linux")
 _CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
 
 
@@ -153,20 +151,18 @@ async def _attempt(
             f.seek(offset)
             f.truncate()
 
-            written = [offset, offset]  # [position, start of the range not yet handed to writeback]
+            writeback = Writeback(f.fileno(), offset)
+            position = offset
 
             def consume(chunk: bytes) -> None:
-                # hashlib and file writes release the GIL: this overlaps with the next read.
+                # hashlib, file writes and the writeback hints release the GIL: this overlaps with
+                # the next read. The disk works while we download; the final fsync finds little left.
+                nonlocal position
                 digest.update(chunk)
                 f.write(chunk)
-                written[0] += len(chunk)
-                if _ADVISE and written[0] - written[1] >= WRITEBACK_STEP:
-                    # Start writeback of what we wrote so far (Linux does so for dirty pages on
-                    # DONTNEED): the disk works while we download, and the final fsync finds little
-                    # left to do. Measured on the project's machine: fsync of 512 MiB 0.25-0.45 s -> 0.01 s.
-                    f.flush()
-                    os.posix_fadvise(f.fileno(), written[1], written[0] - written[1], os.POSIX_FADV_DONTNEED)
-                    written[1] = written[0]
+                position += len(chunk)
+                f.flush()
+                writeback.advance(position)
 
             pending: asyncio.Future[None] | None = None
             try:
@@ -185,7 +181,7 @@ async def _attempt(
                 if pending is not None:
                     await asyncio.shield(pending)  # never leave a write running into a closed file
             f.flush()
-            os.fsync(f.fileno())
+            await loop.run_in_executor(None, os.fsync, f.fileno())
 
     if limit is not None and size < limit:
         # Cut short: keep the bytes, the next attempt resumes after them.
