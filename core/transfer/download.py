@@ -146,42 +146,28 @@ async def _attempt(
         )
         digest = _hash_prefix(partial, offset) if offset else hashlib.sha256()
         size = offset
-        loop = asyncio.get_running_loop()
         with partial.path.open("r+b" if offset else "wb") as f:
             f.seek(offset)
             f.truncate()
-
             writeback = Writeback(f.fileno(), offset)
-            position = offset
 
-            def consume(chunk: bytes) -> None:
-                # hashlib, file writes and the writeback hints release the GIL: this overlaps with
-                # the next read. The disk works while we download; the final fsync finds little left.
-                nonlocal position
+            def consume(chunk: memoryview) -> None:
+                # On the body's own thread. hashlib, file writes and the writeback hints release the
+                # GIL; the disk works while we download, and the final fsync finds little left to do.
+                nonlocal size
+                if limit is not None and size + len(chunk) > limit:
+                    raise ContentMismatch(
+                        f"{redact_text(source.url)} sent more than the {limit} bytes it declared"
+                    )
                 digest.update(chunk)
                 f.write(chunk)
-                position += len(chunk)
                 f.flush()
-                writeback.advance(position)
+                size += len(chunk)
+                writeback.advance(size)
 
-            pending: asyncio.Future[None] | None = None
-            try:
-                async for chunk in response.iter_chunks():
-                    size += len(chunk)
-                    if limit is not None and size > limit:
-                        raise ContentMismatch(
-                            f"{redact_text(source.url)} sent more than the {limit} bytes it declared"
-                        )
-                    if pending is not None:
-                        await pending
-                    pending = loop.run_in_executor(None, consume, chunk)
-                    if progress is not None:
-                        progress(size, limit)
-            finally:
-                if pending is not None:
-                    await asyncio.shield(pending)  # never leave a write running into a closed file
-            f.flush()
-            await loop.run_in_executor(None, os.fsync, f.fileno())
+            report = None if progress is None else (lambda received: progress(offset + received, limit))
+            await response.pump(consume, report)
+            await asyncio.get_running_loop().run_in_executor(None, os.fsync, f.fileno())
 
     if limit is not None and size < limit:
         # Cut short: keep the bytes, the next attempt resumes after them.

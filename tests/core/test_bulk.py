@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import os
+import ssl
+import time
 from collections.abc import Awaitable, Callable
 
 import pytest
@@ -105,16 +109,10 @@ async def test_request_headers_are_sent_and_response_headers_folded() -> None:
 
 async def test_https_downloads_verify_the_server_certificate() -> None:
     """The production path: TLS with certificate and host-name checks (a local CA made by trustme)."""
-    import ssl
-
-    import trustme
-
     from core.net.http import SafeHttp
     from core.net.policy import UrlPolicy
 
-    ca = trustme.CA()
-    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ca.issue_cert("127.0.0.1").configure_cert(server_ctx)
+    server_ctx, trusting = _tls_pair()
     body = b"encrypted media " * 100_000
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -125,8 +123,6 @@ async def test_https_downloads_verify_the_server_certificate() -> None:
 
     server = await asyncio.start_server(handle, "127.0.0.1", 0, ssl=server_ctx)
     url = f"https://127.0.0.1:{server.sockets[0].getsockname()[1]}/clip.mp4"
-    trusting = ssl.create_default_context()
-    ca.configure_trust(trusting)
     async with server:
         http = SafeHttp(UrlPolicy.trusting([url]), tls=trusting)
         async with http.stream(url) as response:
@@ -139,3 +135,84 @@ async def test_https_downloads_verify_the_server_certificate() -> None:
                 pass
         await http.aclose()
         await stranger.aclose()
+
+
+def _tls_pair() -> tuple[ssl.SSLContext, ssl.SSLContext]:
+    """(server context, client context) around a throwaway local CA."""
+    import trustme
+
+    ca = trustme.CA()
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(server_ctx)
+    client_ctx = ssl.create_default_context()
+    ca.configure_trust(client_ctx)
+    return server_ctx, client_ctx
+
+
+async def test_a_large_body_pumps_over_tls_into_the_sink_intact() -> None:
+    server_ctx, client_ctx = _tls_pair()
+    body = os.urandom(9 * 1024 * 1024 + 123)  # more than two body buffers, not a multiple of either
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body))
+        for i in range(0, len(body), 1 << 20):
+            writer.write(body[i : i + (1 << 20)])
+            await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0, ssl=server_ctx)
+    url = f"https://127.0.0.1:{server.sockets[0].getsockname()[1]}/clip.mp4"
+    digest, seen = hashlib.sha256(), list[int]()
+    async with server:
+        response = await open_get(url, {}, connect_timeout=2, read_timeout=5, tls=client_ctx)
+        size = await response.pump(digest.update, seen.append)
+        await response.aclose()
+    assert size == len(body)
+    assert digest.hexdigest() == hashlib.sha256(body).hexdigest()
+    assert seen[-1] == len(body) and seen == sorted(seen)  # progress, on the loop, in order
+
+
+async def test_bytes_that_arrived_before_a_stall_reach_the_sink_before_the_error() -> None:
+    """What a resumed download relies on: nothing received is dropped when the server goes quiet."""
+
+    async def reply(w: asyncio.StreamWriter) -> None:
+        w.write(b"HTTP/1.1 200 OK\r\nContent-Length: 1000000\r\n\r\n" + b"x" * 150_000)
+        await w.drain()
+        await asyncio.sleep(5)
+
+    server, url = await _serve(reply)
+    received = bytearray()
+    async with server:
+        response = await open_get(url, {}, connect_timeout=2, read_timeout=0.3)
+        with pytest.raises(NetworkError, match="stopped sending data"):
+            await response.pump(received.extend)
+        await response.aclose()
+    assert bytes(received) == b"x" * 150_000
+
+
+async def test_cancelling_a_pump_wakes_its_blocked_read_and_stops_the_sink_first() -> None:
+    first = asyncio.Event()
+
+    async def reply(w: asyncio.StreamWriter) -> None:
+        w.write(b"HTTP/1.1 200 OK\r\nContent-Length: 1000000\r\n\r\n" + b"y" * 1000)
+        await w.drain()
+        await asyncio.sleep(30)
+
+    server, url = await _serve(reply)
+    calls: list[int] = []
+    async with server:
+        # A long read timeout: only the cancellation can end the blocked read in time.
+        response = await open_get(url, {}, connect_timeout=2, read_timeout=60)
+        task = asyncio.create_task(response.pump(lambda view: calls.append(len(view)), lambda _: first.set()))
+        await asyncio.wait_for(first.wait(), 5)
+        started = time.monotonic()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        stopped_after = time.monotonic() - started
+        calls_when_cancelled = list(calls)
+        await asyncio.sleep(0.2)
+        await response.aclose()
+    assert stopped_after < 5
+    assert calls == calls_when_cancelled == [1000]  # the thread had stopped when pump returned
