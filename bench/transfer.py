@@ -10,6 +10,8 @@ runs on the app's core loop (core.runtime.CoreLoop). Measured:
 * download: ``ensure_local`` of a ``--file-mib`` file into the cache (stream, sha256, size check,
   fsync, atomic rename, index row) against ``curl -s -o <file>`` of the same URL; runs interleaved,
   one untimed warm-up each, medians. Also curl followed by an fsync of its file, for reference.
+* the same over TLS: the file server on https with a throwaway CA (trustme), against
+  ``curl --cacert`` (the path real CDNs take; informative, the issue's target is the plain one).
 * RSS: peak growth of this process's RSS during our downloads (psutil, sampled every 5 ms).
 * hits: 10,000 cache-hit ``get_asset_for_provider`` calls (Sandbox) against 10,000 plain primary-key
   SELECTs through the same session factory, interleaved in blocks.
@@ -35,6 +37,7 @@ import itertools
 import json
 import os
 import shutil
+import ssl
 import statistics
 import subprocess
 import sys
@@ -147,18 +150,17 @@ def write_random_file(path: Path, mib: int) -> str:
 
 
 class FileServer:
-    def __init__(self, directory: Path) -> None:
-        self._proc = subprocess.Popen(
-            [sys.executable, str(REPO / "bench" / "_fileserver.py"), str(directory)],
-            stdout=subprocess.PIPE,
-            text=True,
-        )
+    def __init__(self, directory: Path, tls: tuple[Path, Path] | None = None) -> None:
+        command = [sys.executable, str(REPO / "bench" / "_fileserver.py"), str(directory)]
+        if tls is not None:
+            command += ["--tls-cert", str(tls[0]), "--tls-key", str(tls[1])]
+        self._proc = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
         assert self._proc.stdout is not None
         line = self._proc.stdout.readline().split()
         if len(line) != 2 or line[0] != "PORT":
             self.stop()
             raise RuntimeError(f"the file server did not start (said {line!r})")
-        self.base_url = f"http://127.0.0.1:{int(line[1])}"
+        self.base_url = f"{'https' if tls else 'http'}://127.0.0.1:{int(line[1])}"
 
     def url(self, name: str) -> str:
         return f"{self.base_url}/{name}"
@@ -193,20 +195,25 @@ class Wired:
 
 
 def make_transfers(
-    sessions: async_sessionmaker[AsyncSession], url: URL, cache_dir: Path, trusted: list[str]
+    sessions: async_sessionmaker[AsyncSession],
+    url: URL,
+    cache_dir: Path,
+    trusted: list[str],
+    tls: ssl.SSLContext | None = None,
 ) -> TransferService:
-    """The app's own wiring (app.services.build_transfers), with the bench's loopback servers trusted.
+    """The app's own wiring (app.services.build_transfers), with the bench's loopback servers trusted
+    (and, for the https server, its throwaway CA).
 
     No cache cap: background eviction would interfere; the eviction pass is measured on its own.
     """
-    return build_transfers(sessions, url, cache_dir, http=SafeHttp(UrlPolicy.trusting(trusted)))
+    return build_transfers(sessions, url, cache_dir, http=SafeHttp(UrlPolicy.trusting(trusted), tls=tls))
 
 
-async def wire(url: URL, cache_dir: Path, trusted: list[str]) -> Wired:
+async def wire(url: URL, cache_dir: Path, trusted: list[str], tls: ssl.SSLContext | None = None) -> Wired:
     """Runs on the core loop: the engine's connections belong to the loop that made them."""
     engine = make_async_engine(url)
     sessions = make_async_session_factory(engine)
-    return Wired(engine, sessions, make_transfers(sessions, url, cache_dir, trusted))
+    return Wired(engine, sessions, make_transfers(sessions, url, cache_dir, trusted, tls))
 
 
 async def add_asset(
@@ -256,10 +263,10 @@ def run_ours(core: CoreLoop, wired: Wired, url: str, sha256: str, size: int) -> 
     return seconds, rss.growth_mib
 
 
-def run_curl(url: str, out: Path, size: int) -> tuple[float, float]:
+def run_curl(url: str, out: Path, size: int, extra: tuple[str, ...] = ()) -> tuple[float, float]:
     """``curl -s -o``: (seconds, seconds including an fsync of its output afterwards)."""
     start = time.perf_counter()
-    subprocess.run(["curl", "-s", "-f", "-o", str(out), url], check=True)
+    subprocess.run(["curl", "-s", "-f", *extra, "-o", str(out), url], check=True)
     curl_s = time.perf_counter() - start
     fd = os.open(out, os.O_RDONLY)
     try:
@@ -291,12 +298,13 @@ def bench_download(
     size: int,
     scratch: Path,
     runs: int,
+    curl_extra: tuple[str, ...] = (),
 ) -> DownloadResults:
     url = server.url(name)
     out = scratch / "curl.out"
     results = DownloadResults()
     run_ours(core, wired, url, sha256, size)  # warm-up: connections, imports, page cache
-    run_curl(url, out, size)
+    run_curl(url, out, size, curl_extra)
     mib = size / MIB
     for i in range(runs):
         # Alternate who goes first so slow drift (page cache, writeback) hits both alike.
@@ -310,7 +318,7 @@ def bench_download(
                     f"  run {i + 1}: ours {mib / seconds:7.1f} MiB/s  ({seconds:.2f} s, RSS +{growth:.1f} MiB)"
                 )
             else:
-                curl_s, fsync_s = run_curl(url, out, size)
+                curl_s, fsync_s = run_curl(url, out, size, curl_extra)
                 results.curl_s.append(curl_s)
                 results.curl_fsync_s.append(fsync_s)
                 say(
@@ -318,6 +326,20 @@ def bench_download(
                     f"{mib / fsync_s:.1f} MiB/s with an fsync after)"
                 )
     return results
+
+
+def start_tls(core: CoreLoop, url: URL, served: Path, tmp: Path) -> tuple[FileServer, Wired]:
+    """The same files over https (a throwaway CA from trustme), and a TransferService trusting it."""
+    import trustme  # a test dependency, like the fake servers this bench borrows
+
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1")
+    cert.private_key_and_cert_chain_pem.write_to_path(str(tmp / "server.pem"))
+    ca.cert_pem.write_to_path(str(tmp / "ca.pem"))
+    server = FileServer(served, tls=(tmp / "server.pem", tmp / "server.pem"))
+    client = ssl.create_default_context()
+    ca.configure_trust(client)
+    return server, core.run(wire(url, tmp / "cache-tls", [server.base_url], tls=client))
 
 
 # -- 2. hit latency ---------------------------------------------------------------------------------
@@ -597,6 +619,39 @@ def main() -> int:
             f"   median: ours {ours:.1f} MiB/s, curl {curl:.1f} MiB/s -> ratio {ours / curl:.2f} "
             f"(curl+fsync {curl_fsync:.1f} MiB/s -> ratio {ours / curl_fsync:.2f}); "
             f"peak RSS growth {max(dl.rss_growth_mib):.1f} MiB"
+        )
+
+        with stage(
+            f"download {args.file_mib} MiB over TLS (loopback https): ensure_local vs curl, {args.runs} runs"
+        ):
+            tls_server, tls_wired = start_tls(core, url, served, tmp)
+            try:
+                tls_dl = bench_download(
+                    core,
+                    tls_wired,
+                    tls_server,
+                    "big.bin",
+                    big_sha,
+                    size,
+                    scratch,
+                    args.runs,
+                    curl_extra=("--cacert", str(tmp / "ca.pem")),
+                )
+            finally:
+                core.run(tls_wired.aclose(), timeout=30)
+                tls_server.stop()
+        tls_ours = args.file_mib / statistics.median(tls_dl.ours_s)
+        tls_curl = args.file_mib / statistics.median(tls_dl.curl_s)
+        summary |= {
+            "tls_download_vs_curl": round(tls_ours / tls_curl, 3),
+            "tls_ours_mib_s": round(tls_ours, 1),
+            "tls_curl_mib_s": round(tls_curl, 1),
+            "tls_ours_samples_s": [round(s, 3) for s in tls_dl.ours_s],
+            "tls_curl_samples_s": [round(s, 3) for s in tls_dl.curl_s],
+        }
+        say(
+            f"   median over TLS: ours {tls_ours:.1f} MiB/s, curl {tls_curl:.1f} MiB/s -> ratio "
+            f"{tls_ours / tls_curl:.2f}"
         )
 
         with stage(f"cache hits: {HIT_CALLS} get_asset_for_provider vs {HIT_CALLS} primary-key SELECTs"):

@@ -77,7 +77,7 @@ class _Wire:
         self.read_timeout = read_timeout
         self.ahead = bytearray()
         self.aborted = False
-        self.failure: NetworkError | None = None  # met while filling, reported on the next read
+        self.failure: Exception | None = None  # met while filling, reported on the next read
 
     def abort(self) -> None:
         """From any thread: wake whatever read is blocked on this socket, and make it fail."""
@@ -91,22 +91,22 @@ class _Wire:
         with contextlib.suppress(OSError):
             self.sock.close()
 
+    def failure_of(self, exc: OSError) -> Exception:
+        """What a socket error means to the caller (a cancellation shows up as one too)."""
+        if self.aborted:
+            return _Aborted()
+        if isinstance(exc, TimeoutError):
+            return _Stalled(f"the server stopped sending data ({self.shown})")
+        if isinstance(exc, ssl.SSLError):
+            return NetworkError(f"TLS error ({self.shown}): {exc.reason or exc}")
+        return NetworkError(f"network error ({self.shown}): {exc.strerror or exc}")
+
     @contextlib.contextmanager
     def io(self) -> Iterator[None]:
         try:
             yield
-        except TimeoutError:
-            if self.aborted:
-                raise _Aborted from None
-            raise _Stalled(f"the server stopped sending data ({self.shown})") from None
-        except ssl.SSLError as exc:
-            if self.aborted:
-                raise _Aborted from None
-            raise NetworkError(f"TLS error ({self.shown}): {exc.reason or exc}") from None
         except OSError as exc:
-            if self.aborted:
-                raise _Aborted from None
-            raise NetworkError(f"network error ({self.shown}): {exc.strerror or exc}") from None
+            raise self.failure_of(exc) from None
 
     def _recv_ahead(self) -> bool:
         with self.io():
@@ -144,11 +144,12 @@ class _Wire:
         return n
 
     def fill(self, view: memoryview) -> int:
-        """Fill ``view`` with what arrives within ``PUMP_INTERVAL_S`` of the first byte (0: closed).
+        """Fill ``view`` with what arrives within about ``PUMP_INTERVAL_S`` of the first byte (0: closed).
 
         Waits up to the read timeout for that first byte only, so bytes already received are handed
         over before a stall or a reset is reported (the next call reports it): a download that
-        breaks keeps everything that arrived, and resumes after it.
+        breaks keeps everything that arrived, and resumes after it. The loop is the hot path (a TLS
+        read returns one 16 KiB record): no context managers or timeout changes per read.
         """
         if self.failure is not None:
             failure, self.failure = self.failure, None
@@ -156,23 +157,29 @@ class _Wire:
         got = self.readinto(view)
         if not got:
             return 0
+        sock, size = self.sock, len(view)
         deadline = time.monotonic() + PUMP_INTERVAL_S
         try:
-            while got < len(view) and (left := deadline - time.monotonic()) > 0:
-                self.sock.settimeout(left)
+            sock.settimeout(PUMP_INTERVAL_S)
+            while got < size:
                 try:
-                    n = self.readinto(view[got:])
-                except _Stalled:
-                    break  # nothing more within the interval: hand over what we have
-                except NetworkError as exc:
-                    self.failure = exc
+                    n = sock.recv_into(view[got:])
+                except OSError as exc:
+                    failure = self.failure_of(exc)
+                    if isinstance(failure, _Aborted):
+                        raise failure from None
+                    if not isinstance(failure, _Stalled):
+                        self.failure = failure  # nothing more within the interval is no failure
                     break
-                if not n:
+                if not n or time.monotonic() > deadline:
+                    got += n
                     break
                 got += n
         finally:
             with contextlib.suppress(OSError):
-                self.sock.settimeout(self.read_timeout)
+                sock.settimeout(self.read_timeout)
+        if self.aborted:
+            raise _Aborted
         return got
 
 
