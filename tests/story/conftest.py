@@ -28,10 +28,13 @@ class StoryEnv:
     def story(self) -> StoryService:
         return self.services.story
 
-    async def video(self, seed: int, seconds: float = 2.0, fps: int = 12, name: str | None = None) -> int:
-        """A real MP4 imported into the library (titled ``name`` or 'video <seed>')."""
+    async def video(
+        self, seed: int, seconds: float = 2.0, fps: int = 12, name: str | None = None, *, audio: bool = False
+    ) -> int:
+        """A real MP4 imported into the library (titled ``name`` or 'video <seed>'); with ``audio``, a
+        sound track that is silent for the first half and a tone after (see ``tiny_mp4``)."""
         path = self.folder / f"{name or f'video {seed}'}.mp4"
-        path.write_bytes(tiny_mp4(seed, seconds=seconds, fps=fps))
+        path.write_bytes(tiny_mp4(seed, seconds=seconds, fps=fps, audio=audio))
         return await self._import(path)
 
     async def image(self, seed: int) -> int:

@@ -4,8 +4,11 @@ errors a user would see, and undo (delete → restore) bringing back exactly wha
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 from typing import Any
 
+import av
+import numpy as np
 import pytest
 from sqlalchemy import event, select
 
@@ -301,6 +304,38 @@ async def test_export_clip_cuts_a_real_file_with_lineage(env: StoryEnv) -> None:
     # …and not the picture of the source's first frame (the tiny video fades between two colours).
     first = frame_at(source, 0.0).getpixel((32, 24))
     assert isinstance(first, tuple) and max(abs(a - b) for a, b in zip(first, got, strict=True)) > 6
+
+
+def _sound(path: Path) -> tuple[int, np.ndarray] | None:
+    """(sample rate, mono samples) of the file's first audio track; None if it has none."""
+    with av.open(str(path)) as container:
+        if not container.streams.audio:
+            return None
+        track = container.streams.audio[0]
+        samples = [frame.to_ndarray()[0] for frame in container.decode(track)]
+        return track.codec_context.sample_rate, np.concatenate(samples)
+
+
+async def test_an_exported_clip_keeps_its_sound_in_sync_with_the_picture(env: StoryEnv) -> None:
+    video = await env.video(6, seconds=2.0, fps=12, audio=True)  # silent, then a tone from 1.0 s
+    clip = await env.story.add_clip(video, 0.5, 1.5, name="Roar")
+    cut = await env.services.transfers.ensure_local(await env.story.export_clip(clip.id))
+
+    sound = _sound(cut)
+    assert sound is not None, "the clip lost its sound"
+    rate, samples = sound
+    assert len(samples) / rate == pytest.approx(1.0, abs=0.03)  # the clip's length (AAC rounds to 1024)
+    loud = np.flatnonzero(np.abs(samples) > 0.1)
+    # The tone starts 0.5 s into the clip, as it starts 0.5 s after the clip's start in the source.
+    assert loud[0] / rate == pytest.approx(0.5, abs=0.005)
+    assert np.abs(samples[: int(0.45 * rate)]).max() < 0.02
+
+
+async def test_a_clip_of_a_silent_video_has_no_sound_track(env: StoryEnv) -> None:
+    video = await env.video(7, seconds=1.0)
+    clip = await env.story.add_clip(video, 0.0, 0.5, name="Quiet")
+    cut = await env.services.transfers.ensure_local(await env.story.export_clip(clip.id))
+    assert _sound(cut) is None
 
 
 async def test_a_cancelled_clip_export_keeps_nothing(env: StoryEnv) -> None:
