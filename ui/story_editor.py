@@ -14,15 +14,16 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from PySide6.QtCore import QObject, Qt, Signal
+from PySide6.QtCore import QByteArray, QMimeData, QObject, QPoint, Qt, Signal
 from PySide6.QtGui import (
     QAction,
     QCloseEvent,
     QColor,
+    QDrag,
     QDragEnterEvent,
     QDropEvent,
     QFontDatabase,
@@ -31,6 +32,7 @@ from PySide6.QtGui import (
     QUndoStack,
 )
 from PySide6.QtWidgets import (
+    QAbstractItemView,
     QComboBox,
     QDialog,
     QDialogButtonBox,
@@ -87,6 +89,7 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 ERROR_COLOR = "#e5484d"
 ID_ROLE = Qt.ItemDataRole.UserRole + 1
+VARIANT_MIME = "application/x-pixsim-variant-id"  # a variant dragged within its branch's list
 TYPE_LABELS = {
     BranchType.MANUAL: "Manual: the player chooses",
     BranchType.CONDITIONAL: "Conditional: by game state",
@@ -135,38 +138,82 @@ class _Jobs(QObject):
 
 
 class VariantList(QListWidget):
-    """The branch's variants; asset ids dropped from the library grid become new variants."""
+    """The branch's variants. Asset ids dropped from the library grid become new variants; a variant
+    dragged within the list asks to move there (the editor makes the edit, with undo)."""
 
     assets_dropped = Signal(object)  # list[int]
+    variant_moved = Signal(int, int)  # variant id, insertion row in the list as it is now
 
     def __init__(self) -> None:
         super().__init__()
         self.setObjectName("variantList")
         self.setAcceptDrops(True)
+        self.setDragEnabled(True)
+        self.setDragDropMode(QAbstractItemView.DragDropMode.DragDrop)
+        self.setDefaultDropAction(Qt.DropAction.MoveAction)
+        self.setDropIndicatorShown(True)
         self.setAlternatingRowColors(True)
 
     def mimeTypes(self) -> list[str]:
-        return [ASSET_IDS_MIME]
+        return [ASSET_IDS_MIME, VARIANT_MIME]
+
+    def mimeData(self, items: Sequence[QListWidgetItem]) -> QMimeData:
+        data = QMimeData()
+        if len(items) == 1:
+            data.setData(VARIANT_MIME, QByteArray(str(items[0].data(ID_ROLE)).encode()))
+        return data
+
+    def startDrag(self, supportedActions: Qt.DropAction) -> None:
+        """Our own drag: the view's would remove the dragged row itself after a move. Here the editor
+        stores the new order (with undo) and refills the list from the story."""
+        item = self.currentItem()
+        if item is None:
+            return
+        drag = QDrag(self)
+        drag.setMimeData(self.mimeData([item]))
+        drag.setPixmap(self.viewport().grab(self.visualItemRect(item)))
+        drag.exec(Qt.DropAction.MoveAction)
+
+    def _ours(self, mime: QMimeData) -> bool:
+        return mime.hasFormat(ASSET_IDS_MIME) or mime.hasFormat(VARIANT_MIME)
 
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:
-        if event.mimeData().hasFormat(ASSET_IDS_MIME):
+        if self._ours(event.mimeData()):
             event.acceptProposedAction()
         else:
             super().dragEnterEvent(event)
 
     def dragMoveEvent(self, event: Any) -> None:
-        if event.mimeData().hasFormat(ASSET_IDS_MIME):
+        if self._ours(event.mimeData()):
+            super().dragMoveEvent(event)  # draws the drop indicator
             event.acceptProposedAction()
         else:
             super().dragMoveEvent(event)
 
     def dropEvent(self, event: QDropEvent) -> None:
-        ids = asset_ids_from(event.mimeData())
+        mime = event.mimeData()
+        if mime.hasFormat(VARIANT_MIME):
+            try:
+                variant_id = int(bytes(mime.data(VARIANT_MIME).data()).decode())
+            except ValueError:
+                event.ignore()
+                return
+            event.acceptProposedAction()
+            self.variant_moved.emit(variant_id, self.drop_row(event.position().toPoint()))
+            return
+        ids = asset_ids_from(mime)
         if ids:
             event.acceptProposedAction()
             self.assets_dropped.emit(ids)
             return
         super().dropEvent(event)
+
+    def drop_row(self, pos: QPoint) -> int:
+        """Where a drop at ``pos`` inserts: before the row under it, or after it in its lower half."""
+        index = self.indexAt(pos)
+        if not index.isValid():
+            return self.count()
+        return index.row() + (1 if pos.y() > self.visualRect(index).center().y() else 0)
 
 
 class AssetPicker(QDialog):
@@ -601,6 +648,7 @@ class StoryEditor(QMainWindow):
         self.delete_branch_button.clicked.connect(self.delete_branch)
         self.variant_list.currentItemChanged.connect(self._variant_row_changed)
         self.variant_list.assets_dropped.connect(self._add_variants)
+        self.variant_list.variant_moved.connect(self.move_variant_to)
         self.add_variant_button.clicked.connect(self.pick_variant)
         self.continue_button.clicked.connect(self.open_continue_dialog)
         self.variant_up.clicked.connect(lambda: self.move_variant(-1))
@@ -1087,16 +1135,28 @@ class StoryEditor(QMainWindow):
         )
 
     def move_variant(self, delta: int) -> None:
+        """↑ / ↓: one place up or down."""
         branch, variant = self.branch(), self.variant()
         if branch is None or variant is None:
             return
-        before = [v.id for v in branch.variants]
-        index = before.index(variant.id)
-        target = index + delta
-        if not 0 <= target < len(before):
+        index = [v.id for v in branch.variants].index(variant.id)
+        if 0 <= index + delta < len(branch.variants):
+            self.move_variant_to(variant.id, index + delta + (1 if delta > 0 else 0))
+
+    def move_variant_to(self, variant_id: int, row: int) -> None:
+        """Move a variant of the current branch to insertion ``row`` (0 … count) of the list as it is."""
+        branch = self.branch()
+        if branch is None:
             return
-        after = list(before)
-        after[index], after[target] = after[target], after[index]
+        before = [v.id for v in branch.variants]
+        if variant_id not in before:
+            return  # dragged in from another editor's list: not this branch's variant
+        after = [v for v in before if v != variant_id]
+        index = before.index(variant_id)
+        after.insert(max(0, min(row if row <= index else row - 1, len(after))), variant_id)
+        if after == before:
+            return
+        self.selected_variant = variant_id
         self._edit(
             lambda: self.services.story.reorder_variants(branch.id, after),
             lambda _: ReorderVariants(self, branch.id, before, after),

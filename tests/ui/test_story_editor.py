@@ -195,6 +195,60 @@ async def _branch_with_variant(app: StoryApp, source: int, target: int) -> None:
     await app.services.story.add_variant(branch.id, target)
 
 
+def _drag_variant(editor: StoryEditor, row: int, onto: int, *, lower_half: bool = False) -> QDropEvent:
+    """Drag the variant at ``row`` and release it over row ``onto`` (its upper or lower half)."""
+    variants = editor.variant_list
+    mime = variants.mimeData([variants.item(row)])
+    rect = variants.visualItemRect(variants.item(onto))
+    y = rect.bottom() - 2 if lower_half else rect.top() + 2
+    drop = QDropEvent(
+        QPointF(rect.center().x(), y),
+        Qt.DropAction.MoveAction,
+        mime,
+        Qt.MouseButton.LeftButton,
+        Qt.KeyboardModifier.NoModifier,
+    )
+    variants.dropEvent(drop)  # what Qt calls when the drag is released over the list
+    return drop
+
+
+def test_variants_are_reordered_by_dragging_them_within_the_list(
+    qtbot: QtBot,
+    editor: StoryEditor,
+    story_app: StoryApp,  # noqa: F811
+    video: int,
+) -> None:
+    a, b, c = (story_app.video(seed, name=name) for seed, name in ((5, "a"), (6, "b"), (7, "c")))
+    editor.add_branch(1.0, name="Fork")
+    settle(qtbot, editor)
+    editor._add_variants([a, b, c])
+    settle(qtbot, editor)
+    order = lambda: [v.asset_id for v in story_app.story(video).branches[0].variants]  # noqa: E731
+    assert order() == [a, b, c]
+    edits = editor.undo_stack.count()
+
+    drop = _drag_variant(editor, 2, onto=0)  # c to the top
+    assert drop.isAccepted()
+    settle(qtbot, editor)
+    assert order() == [c, a, b]
+    assert editor.variant_list.count() == 3 and f"#{c}" in editor.variant_list.item(0).text()
+    assert editor.variant().asset_id == c  # type: ignore[union-attr]  # the moved variant stays selected
+
+    _drag_variant(editor, 0, onto=2, lower_half=True)  # c back to the end
+    settle(qtbot, editor)
+    assert order() == [a, b, c]
+    _drag_variant(editor, 1, onto=1)  # onto itself: no edit
+    settle(qtbot, editor)
+    assert order() == [a, b, c] and editor.undo_stack.count() == edits + 2
+
+    editor.undo_action.trigger()
+    settle(qtbot, editor)
+    assert order() == [c, a, b]
+    editor.undo_action.trigger()
+    settle(qtbot, editor)
+    assert order() == [a, b, c] and editor.variant_list.count() == 3
+
+
 def test_variants_are_added_edited_reordered_and_removed_with_undo(
     qtbot: QtBot,
     editor: StoryEditor,
