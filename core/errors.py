@@ -69,6 +69,13 @@ class NetworkError(TransferError):
     """The connection failed, was reset, cut short or stalled."""
 
     retryable = True
+    # False when the request certainly never reached the server (no connection was made), so sending
+    # it again cannot do anything twice; True when it may have arrived before the connection broke.
+    maybe_delivered = True
+
+    def __init__(self, message: str, *, maybe_delivered: bool = True) -> None:
+        super().__init__(message)
+        self.maybe_delivered = maybe_delivered
 
 
 class ProviderError(TransferError):

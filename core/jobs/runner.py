@@ -41,6 +41,7 @@ from core.db.models import (
 )
 from core.errors import (
     MediaError,
+    NetworkError,
     PixSimError,
     ProviderError,
     StaleReference,
@@ -142,6 +143,8 @@ class _Claimed:
     provider_job_id: str | None
     attempts: int
     polls: int = 0
+    # Set when a previous attempt was sending the submission and never recorded the answer.
+    submit_started_at: datetime | None = None
 
 
 @dataclass
@@ -308,6 +311,7 @@ class JobRunner:
                     status=j.status,
                     provider_job_id=j.provider_job_id,
                     attempts=j.attempts,
+                    submit_started_at=j.submit_started_at,
                 )
                 for j in jobs
             ]
@@ -386,7 +390,29 @@ class JobRunner:
         credentials: Credentials,
         http: SafeHttp,
     ) -> None:
+        name = adapter.display_name
+        if job.submit_started_at is not None and not adapter.repeatable_submit:
+            await self._fail(
+                job, "submit_unconfirmed", _unconfirmed(name, f"PixSim stopped while sending it to {name}")
+            )
+            return
         self._emit(job.id, JobStatus.QUEUED, 0.0, "Preparing inputs")
+        marked = False
+
+        async def sending() -> None:
+            # Committed before the request leaves: if this process dies before the answer is recorded,
+            # the next claim knows the outcome is unknown (and does not send it again).
+            nonlocal marked
+            if not adapter.repeatable_submit:
+                if not await self._set(job, submit_started_at=datetime.now(UTC)):
+                    raise _ClaimLost  # cancelled (or taken over) during the uploads: send nothing
+                marked = True
+
+        async def answered() -> None:
+            nonlocal marked
+            if marked:
+                marked = not await self._set(job, submit_started_at=None)
+
         for fresh_upload in (False, True):
             async with AsyncExitStack() as stack:
                 inputs = _JobInputs(self._transfers, self._sessions, job.provider_id, job.account_id, stack)
@@ -397,10 +423,22 @@ class JobRunner:
                     inputs=inputs,
                     workdir=self._job_dir(job.id),
                     job_key=_job_key(job.id),
+                    sending=sending,
                 )
                 try:
                     submitted = await adapter.submit(http, request)
+                except _ClaimLost:
+                    log.info("job %s changed hands before it was sent to %s; not sending it", job.id, name)
+                    return
+                except NetworkError as exc:
+                    if marked and exc.maybe_delivered:
+                        await self._fail(job, "submit_unconfirmed", _unconfirmed(name, str(exc)))
+                    else:
+                        await answered()
+                        await self._failed_step(job, exc, limit=self.policy.max_submit_attempts)
+                    return
                 except StaleReference as exc:
+                    await answered()
                     if fresh_upload or not inputs.used:
                         await self._fail(job, exc.code or "stale_reference", str(exc))
                         return
@@ -410,6 +448,7 @@ class JobRunner:
                         await self._transfers.invalidate(ref.asset_id, ref.provider_id, ref.account_id)
                     continue
                 except PixSimError as exc:
+                    await answered()
                     await self._failed_step(job, exc, limit=self.policy.max_submit_attempts)
                     return
             break
@@ -419,6 +458,7 @@ class JobRunner:
             status=JobStatus.SUBMITTED,
             provider_job_id=submitted.provider_job_id,
             submitted_at=datetime.now(UTC),
+            submit_started_at=None,
             attempts=0,
             error_code=None,
             error_message=None,
@@ -760,7 +800,26 @@ class JobRunner:
         self.jobs.events.emit(JobEvent(job_id, JobEventKind.CHANGED, status, progress, message, results))
 
 
-_NULLABLE = {"error_code", "error_message", "next_poll_at", "claimed_by", "lease_expires_at"}
+_NULLABLE = {
+    "error_code",
+    "error_message",
+    "next_poll_at",
+    "claimed_by",
+    "lease_expires_at",
+    "submit_started_at",
+}
+
+
+class _ClaimLost(Exception):
+    """The job was cancelled or taken over while this runner prepared it."""
+
+
+def _unconfirmed(provider: str, what_happened: str) -> str:
+    return (
+        f"{what_happened.rstrip('.')}. {provider} may have accepted the job before the answer was lost, "
+        f"so PixSim did not send it again: a second request could make (and charge) a second "
+        f"generation. Check your {provider} account before you retry this job."
+    )
 
 
 def _job_key(job_id: int) -> str:

@@ -129,6 +129,12 @@ async def _guard(call: Awaitable[httpx.Response], url: str) -> httpx.Response:
 
 def _network_error(exc: httpx.HTTPError, url: str) -> NetworkError:
     shown = redact_text(url)
+    # Connecting failed, no connection was free, or the request could not be written in full: no
+    # server acts on it. (A read error or timeout comes after the whole request went out.)
+    unsent = isinstance(
+        exc,
+        httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout | httpx.WriteError | httpx.WriteTimeout,
+    )
     if isinstance(exc, httpx.TimeoutException):
         kind = {
             httpx.ConnectTimeout: "connecting timed out",
@@ -136,10 +142,12 @@ def _network_error(exc: httpx.HTTPError, url: str) -> NetworkError:
             httpx.WriteTimeout: "the server stopped accepting data",
             httpx.PoolTimeout: "no connection was free",
         }.get(type(exc), "timed out")
-        return NetworkError(f"{kind} ({shown})")
+        return NetworkError(f"{kind} ({shown})", maybe_delivered=not unsent)
     if isinstance(exc, httpx.RemoteProtocolError):
         return NetworkError(f"the connection was cut short ({shown}): {redact_text(str(exc))}")
-    return NetworkError(f"network error ({shown}): {redact_text(str(exc)) or type(exc).__name__}")
+    return NetworkError(
+        f"network error ({shown}): {redact_text(str(exc)) or type(exc).__name__}", maybe_delivered=not unsent
+    )
 
 
 def error_for_status(

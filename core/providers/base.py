@@ -10,7 +10,7 @@ and raise the shared error tree (``core.errors``), which is their error classifi
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -191,6 +191,13 @@ class GenerationRequest:
     workdir: Path
     # Stable for the job (idempotency keys, deterministic names).
     job_key: str
+    # Awaited by the adapter right before the request that makes the provider start the generation
+    # (after its uploads): from then on a broken connection leaves the outcome unknown.
+    sending: Callable[[], Awaitable[None]] = field(default=lambda: _nothing())
+
+
+async def _nothing() -> None:
+    return None
 
 
 @dataclass(frozen=True)
@@ -242,12 +249,18 @@ class JobUpdate:
 
 @runtime_checkable
 class SupportsGenerate(Provider, Protocol):
+    # True when sending a submission twice costs nothing (a local renderer, the user's own ComfyUI):
+    # a submit whose answer was lost is then simply sent again. False for paid providers without an
+    # idempotency key, where a second request could make and charge a second generation.
+    repeatable_submit: bool
+
     def operations(self) -> Sequence[Operation]:
         """What this provider can make, each with its parameter specification."""
         ...
 
     async def submit(self, http: SafeHttp, request: GenerationRequest) -> Submitted:
-        """Start the job at the provider. Raise the error tree on refusal."""
+        """Start the job at the provider. Raise the error tree on refusal. Await ``request.sending()``
+        right before the request that starts the generation."""
         ...
 
     async def poll(self, http: SafeHttp, job: JobHandle) -> JobUpdate:

@@ -350,6 +350,7 @@ class ComfyUIAdapter:
         "No account or key needed; an account can set another server address."
     )
     requires_account = False
+    repeatable_submit = True
 
     # -- addresses ---------------------------------------------------------------------------------
 
@@ -545,6 +546,7 @@ class ComfyUIAdapter:
         base = self._base(request.credentials)
         body = {"prompt": graph, "client_id": f"pixsim-{request.job_key}"}
         what = "the workflow"
+        await request.sending()
         response = await self._request(http, "POST", base, "/prompt", what, json=body)
         if response.status_code == 400:
             try:

@@ -356,6 +356,7 @@ class PixverseAdapter:
     display_name = "Pixverse"
     description = "Pixverse platform API: text- and image-to-video, extend, transition. Needs an API key."
     requires_account = True
+    repeatable_submit = False
     # Seconds between status checks of a generating video (Pixverse takes about a minute per video).
     poll_interval_s = 5.0
 
@@ -460,6 +461,7 @@ class PixverseAdapter:
             body.setdefault("seed", _job_seed(request.job_key))
         elif operation.id == OperationType.VIDEO_EXTEND.value:
             body.update(await self._source_video(request, params["video_asset_id"]))
+        await request.sending()
         resp, _ = await self._call(
             http,
             "POST",

@@ -221,6 +221,7 @@ class SandboxAdapter:
     display_name = "Sandbox"
     description = "Built in and offline: renders real media files on this computer, deterministic for a seed. No account needed; try every feature with it."
     requires_account = False
+    repeatable_submit = True
 
     async def upload(self, http: SafeHttp, request: UploadRequest) -> Uploaded:
         if request.progress is not None:

@@ -303,6 +303,7 @@ class SoraAdapter:
         "no longer accept requests; kept for accounts that still have access. Needs an OpenAI API key."
     )
     requires_account = True
+    repeatable_submit = False
 
     # -- Provider -----------------------------------------------------------------------------------
 
@@ -337,6 +338,7 @@ class SoraAdapter:
         base = self._base(credentials)
         if operation == OperationType.TEXT_TO_VIDEO:
             body = {key: params[key] for key in ("prompt", "model", "seconds", "size")}
+            await request.sending()
             response = await self._send(
                 http, "POST", f"{base}/videos", credentials, "a text-to-video request", json=body
             )
@@ -344,6 +346,7 @@ class SoraAdapter:
             local = await request.inputs.local_file(params["image_asset_id"])
             path, mime, name = await asyncio.to_thread(_fit_image, local, params["size"], request.workdir)
             fields = {key: params[key] for key in ("prompt", "model", "seconds", "size")}
+            await request.sending()
             response = await self._send_file(
                 http,
                 f"{base}/videos",
@@ -362,6 +365,7 @@ class SoraAdapter:
                     provider_id=PROVIDER_ID,
                     code="not_a_sora_video",
                 )
+            await request.sending()
             response = await self._send(
                 http,
                 "POST",
@@ -398,6 +402,7 @@ class SoraAdapter:
         ref = await request.inputs.existing_reference(asset_id)
         if ref is not None and ref.kind == ProviderRefKind.VIDEO_ID and not ref.is_expired():
             try:
+                await request.sending()
                 return await self._send(
                     http,
                     "POST",
@@ -412,6 +417,7 @@ class SoraAdapter:
                 log.info("Sora no longer knows video %s (%s); sending the file instead", ref.ref, exc.code)
         local = await request.inputs.local_file(asset_id)
         mime = local.mime_type or "video/mp4"
+        await request.sending()
         return await self._send_file(
             http, url, credentials, what, fields, ("video", local.filename, local.path, mime)
         )

@@ -95,3 +95,34 @@ async def test_with_retries_sleeps_what_the_provider_asked_then_gives_up() -> No
 
     with pytest.raises(NetworkError, match="gave up after 3 attempts"):
         await with_retries(always, RetryPolicy(max_attempts=3), sleep=sleep)
+
+
+async def test_network_errors_say_whether_the_request_may_have_arrived() -> None:
+    """What decides whether a paid submission may be sent again (core.jobs.runner)."""
+    import asyncio
+    import socket
+
+    from core.net.http import SafeHttp
+
+    # Nobody listens on this port: the request never left.
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{probe.getsockname()[1]}/generate"
+
+    # This server reads the whole request, then resets the connection without answering.
+    async def swallow(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        await reader.readexactly(2)  # the JSON body {}
+        writer.transport.abort()
+
+    server = await asyncio.start_server(swallow, "127.0.0.1", 0)
+    swallowed = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/generate"
+    http = SafeHttp(UrlPolicy.trusting([closed, swallowed]))
+    async with server:
+        with pytest.raises(NetworkError) as refused:
+            await http.request("POST", closed, json={})
+        with pytest.raises(NetworkError) as lost:
+            await http.request("POST", swallowed, json={})
+    await http.aclose()
+    assert refused.value.maybe_delivered is False and refused.value.retryable
+    assert lost.value.maybe_delivered is True

@@ -14,7 +14,7 @@ from app.settings import Settings
 from core.db.enums import JobStatus, MediaType, ProviderRefKind
 from core.net.http import SafeHttp
 from tests.fakes.comfyui import FakeComfyUI
-from tests.fakes.http_server import FakeHttpServer
+from tests.fakes.http_server import FakeHttpServer, Reset
 from tests.jobs.conftest import FAST, JobsEnv
 from tests.transfer.conftest import TEST_RETRY, TEST_TIMEOUT
 
@@ -86,3 +86,16 @@ async def test_an_execution_error_fails_the_job_with_comfyuis_message(
     job = await comfy_env.services.jobs.create("comfyui", "text_to_image", {"prompt": "too big"})
     done = await comfy_env.run_until_done(job.id)
     assert done.status is JobStatus.FAILED and "CUDA out of memory" in (done.error_message or "")
+
+
+async def test_a_lost_answer_from_the_users_own_comfyui_is_simply_sent_again(
+    comfy_env: JobsEnv, server: FakeHttpServer
+) -> None:
+    """A local ComfyUI charges nothing: unlike a paid provider, a submission whose answer was lost is
+    sent again rather than left for the user to check."""
+    comfy = FakeComfyUI(server)
+    await comfy_env.services.accounts.add("comfyui", "workstation", base_url=server.base_url)
+    server.fail("POST", "/prompt", Reset(after_bytes=1 << 30))
+    done = await comfy_env.generate("comfyui", "text_to_image", {"prompt": "a lighthouse", "seed": 5})
+    assert done.status is JobStatus.SUCCEEDED and len(done.result_asset_ids) == 1
+    assert server.count("POST", "/prompt") == 2 and len(comfy.prompts) == 1

@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 from core.db.enums import JobStatus
 from core.db.models import Asset, Job, JobResultAsset
 from core.jobs.runner import JobRunner
-from tests.fakes.http_server import Slow
+from tests.fakes.http_server import Hang, Reset, Slow
 from tests.fakes.pixverse import STATUS_MODERATED, TEXT_GENERATE, FakePixverse
 from tests.jobs.conftest import FAST, JobsEnv
 from tests.transfer.conftest import REPO
@@ -80,6 +80,25 @@ async def test_moderation_is_reported_without_retry(jobs_env: JobsEnv, pixverse:
     assert await jobs_env.count_assets() == 0
 
 
+async def test_a_submission_whose_answer_was_lost_is_not_sent_twice(
+    jobs_env: JobsEnv, pixverse: FakePixverse
+) -> None:
+    # Pixverse reads the whole request, then the connection breaks before any answer: it may have
+    # started (and charged) a generation, and it has no idempotency key to ask it.
+    jobs_env.server.fail("POST", TEXT_GENERATE, Reset(after_bytes=1 << 30))
+    job = await jobs_env.services.jobs.create("pixverse", "text_to_video", {"prompt": "a cat"})
+    done = await jobs_env.run_until_done(job.id)
+    assert done.status is JobStatus.FAILED and done.error_code == "submit_unconfirmed"
+    message = done.error_message or ""
+    assert "Pixverse may have accepted the job" in message and "did not send it again" in message
+    await jobs_env.run_until_done(job.id)  # another pass of the runner sends nothing either
+    assert jobs_env.server.count("POST", TEXT_GENERATE) == 1
+    # Retry is the user's decision, and sends it once more.
+    again = await jobs_env.services.jobs.retry(job.id)
+    assert (await jobs_env.run_until_done(again.id)).status is JobStatus.SUCCEEDED
+    assert jobs_env.server.count("POST", TEXT_GENERATE) == 2
+
+
 async def test_cancel_while_generating_imports_nothing(jobs_env: JobsEnv, pixverse: FakePixverse) -> None:
     job = await jobs_env.services.jobs.create("pixverse", "text_to_video", {"prompt": "a cat"})
     stop = asyncio.Event()
@@ -127,9 +146,8 @@ async def test_two_runners_share_the_queue_and_each_job_runs_once(jobs_env: Jobs
     assert await jobs_env.count_assets() == 8
 
 
-async def test_killed_worker_job_resumes_in_another_process_and_imports_once(
-    jobs_env: JobsEnv, pixverse: FakePixverse
-) -> None:
+async def _worker(jobs_env: JobsEnv) -> asyncio.subprocess.Process:
+    """A `pixsim worker` process on this test's database, with the Pixverse key in its keyring."""
     services = jobs_env.services
     account = (await services.accounts.list("pixverse"))[0]
     async with services.sessions() as session:
@@ -138,14 +156,9 @@ async def test_killed_worker_job_resumes_in_another_process_and_imports_once(
         ref = await session.scalar(
             select(ProviderAccount.keyring_ref).where(ProviderAccount.id == account.id)
         )
-    job = await services.jobs.create("pixverse", "text_to_video", {"prompt": "survives a crash"})
-    env = {
-        **os.environ,
-        "PYTHONPATH": str(REPO),
-        "PIXSIM_TEST_SECRETS": json.dumps({ref: KEY}),
-    }
+    env = {**os.environ, "PYTHONPATH": str(REPO), "PIXSIM_TEST_SECRETS": json.dumps({ref: KEY})}
     db_url = services.engine.url.render_as_string(hide_password=False).replace("+psycopg", "")
-    worker = await asyncio.create_subprocess_exec(
+    return await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
         "tests.helpers.run_worker",
@@ -156,6 +169,42 @@ async def test_killed_worker_job_resumes_in_another_process_and_imports_once(
         stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.PIPE,
     )
+
+
+async def test_a_worker_killed_while_sending_a_job_leaves_it_unconfirmed_not_resent(
+    jobs_env: JobsEnv, pixverse: FakePixverse
+) -> None:
+    jobs_env.server.fail("POST", TEXT_GENERATE, Hang())  # the request arrives; no answer comes back
+    job = await jobs_env.services.jobs.create("pixverse", "text_to_video", {"prompt": "in flight"})
+    worker = await _worker(jobs_env)
+    try:
+        async with asyncio.timeout(30):
+            while jobs_env.server.count("POST", TEXT_GENERATE) == 0:
+                assert worker.returncode is None, "the worker exited early"
+                await asyncio.sleep(0.05)
+        worker.send_signal(signal.SIGKILL)
+        await worker.wait()
+    finally:
+        if worker.returncode is None:
+            worker.kill()
+            await worker.wait()
+    async with jobs_env.services.sessions() as session:
+        row = await session.get(Job, job.id)
+        assert row is not None and row.status is JobStatus.QUEUED and row.submit_started_at is not None
+
+    # This process takes the job over (its claimant is dead) and does not send it a second time.
+    done = await jobs_env.run_until_done(job.id)
+    assert done.status is JobStatus.FAILED and done.error_code == "submit_unconfirmed"
+    assert "PixSim stopped while sending it to Pixverse" in (done.error_message or "")
+    assert jobs_env.server.count("POST", TEXT_GENERATE) == 1
+
+
+async def test_killed_worker_job_resumes_in_another_process_and_imports_once(
+    jobs_env: JobsEnv, pixverse: FakePixverse
+) -> None:
+    services = jobs_env.services
+    job = await services.jobs.create("pixverse", "text_to_video", {"prompt": "survives a crash"})
+    worker = await _worker(jobs_env)
     try:
         # The worker submits, then keeps polling a video Pixverse holds "generating".
         async with asyncio.timeout(30):

@@ -59,6 +59,9 @@ class Job(TimestampMixin, Base):
     claimed_by: Mapped[str | None] = mapped_column(String(255))
     lease_expires_at: Mapped[datetime | None]
     submitted_at: Mapped[datetime | None]
+    # Set just before the request that starts a paid generation, cleared with its answer: found set on a
+    # queued job, the request's outcome is unknown and the job is not sent again (migration 0007).
+    submit_started_at: Mapped[datetime | None]
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
 
