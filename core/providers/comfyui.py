@@ -18,6 +18,12 @@ Contract: ../shared/design/PROVIDERS.md, checked against ComfyUI's ``server.py``
   ``SaveAnimatedWEBP`` also under ``images`` with ``animated: [true]``; VideoHelperSuite's
   ``VHS_VideoCombine`` under ``gifs``. Previews are ``type: "temp"`` files, which we skip.
 - ``GET /system_stats`` → ``{system: {comfyui_version, ...}, devices: [{name, type, vram_free, ...}]}``.
+- ``GET /ws?clientId=<id>`` (WebSocket) reports a running prompt only to the client id it was submitted
+  with, so every prompt goes out with this adapter's ``client_id`` (one per adapter, i.e. per process)
+  and ``comfyui_progress`` listens there. ``GET /history`` stays the only word on the outcome; the
+  socket only adds ``progress`` to RUNNING. Without it (an old ComfyUI, a proxy), polling alone works
+  as before. A queue item carries the graph (``[number, prompt_id, graph, extra, outputs]``): a prompt
+  submitted by an earlier run is counted from it, though its messages go to that run's client id.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ import copy
 import hashlib
 import json
 import mimetypes
+import uuid
 from collections.abc import Iterator, Mapping
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -54,6 +61,7 @@ from core.providers.base import (
     Uploaded,
     UploadRequest,
 )
+from core.providers.comfyui_progress import ProgressListener, ProgressListeners
 from core.providers.spec import Operation, Param, ParamKind
 from core.transfer.download import DownloadSource
 
@@ -61,6 +69,9 @@ PROVIDER_ID = "comfyui"
 DEFAULT_BASE_URL = "http://127.0.0.1:8188"
 UPLOAD_SUBFOLDER = "pixsim"
 POLL_AFTER_S = 1.0
+# How long a submission waits for the progress socket to open first (a local server answers in ms):
+# ComfyUI reports a prompt's first steps at once, to whoever is connected then.
+SOCKET_WAIT_S = 2.0
 SEED_MAX = 0xFFFF_FFFF_FFFF_FFFF  # ComfyUI's KSampler accepts any unsigned 64-bit seed
 
 PLACEHOLDERS = ("prompt", "negative_prompt", "seed", "input_image", "input_video")
@@ -333,13 +344,15 @@ def _media_of(filename: str, key: str) -> tuple[MediaType, str]:
     return media, mime
 
 
-def _queue_ids(items: Any) -> set[str]:
-    ids: set[str] = set()
+def _queue_items(items: Any) -> dict[str, frozenset[str]]:
+    """Queue items ``[number, prompt_id, graph, ...]`` as prompt id → the graph's node ids."""
+    found: dict[str, frozenset[str]] = {}
     if isinstance(items, list):
         for item in items:
             if isinstance(item, list | tuple) and len(item) > 1:
-                ids.add(str(item[1]))
-    return ids
+                graph = item[2] if len(item) > 2 and isinstance(item[2], dict) else {}
+                found[str(item[1])] = frozenset(str(node) for node in graph)
+    return found
 
 
 class ComfyUIAdapter:
@@ -351,6 +364,23 @@ class ComfyUIAdapter:
     )
     requires_account = False
     repeatable_submit = True
+
+    def __init__(self) -> None:
+        # ComfyUI sends a prompt's progress to the client id it came with: one id for all our prompts.
+        self.client_id = uuid.uuid4().hex
+        self.progress = ProgressListeners(self.client_id)
+
+    async def aclose(self) -> None:
+        """Close the progress sockets (jobs still poll; a later poll opens them again)."""
+        await self.progress.aclose()
+
+    def _listener(self, http: SafeHttp, base: str) -> ProgressListener:
+        return self.progress.ensure(base, http.policy)
+
+    def _forget(self, base: str, prompt_id: str) -> None:
+        listener = self.progress.get(base)
+        if listener is not None:
+            listener.forget(prompt_id)
 
     # -- addresses ---------------------------------------------------------------------------------
 
@@ -544,8 +574,11 @@ class ComfyUIAdapter:
     async def submit(self, http: SafeHttp, request: GenerationRequest) -> Submitted:
         graph, inputs = await self._graph_for(request)
         base = self._base(request.credentials)
-        body = {"prompt": graph, "client_id": f"pixsim-{request.job_key}"}
+        body = {"prompt": graph, "client_id": self.client_id}
         what = "the workflow"
+        listener = self._listener(http, base)
+        listener.start()
+        await listener.wait_settled(SOCKET_WAIT_S)
         await request.sending()
         response = await self._request(http, "POST", base, "/prompt", what, json=body)
         if response.status_code == 400:
@@ -562,6 +595,7 @@ class ComfyUIAdapter:
             raise ProviderUnavailable(
                 "ComfyUI queued the workflow but gave no prompt_id", provider_id=PROVIDER_ID
             )
+        listener.track(str(prompt_id), graph)
         return Submitted(str(prompt_id), poll_after_s=POLL_AFTER_S)
 
     def _refusal(self, answer: Any, inputs: list[str]) -> ProviderError:
@@ -614,13 +648,17 @@ class ComfyUIAdapter:
         entry = await self._history(http, base, prompt_id)
         if entry is None:
             running, pending = await self._queue(http, base)
-            if prompt_id in running:
-                return JobUpdate(JobStatus.RUNNING, poll_after_s=POLL_AFTER_S)
-            if prompt_id in pending:
+            if prompt_id in running or prompt_id in pending:
+                listener = self._listener(http, base)
+                listener.track(prompt_id, running.get(prompt_id) or pending.get(prompt_id))
+                if prompt_id in running:
+                    progress = listener.fraction(prompt_id)
+                    return JobUpdate(JobStatus.RUNNING, progress=progress, poll_after_s=POLL_AFTER_S)
                 return JobUpdate(JobStatus.SUBMITTED, poll_after_s=POLL_AFTER_S)
             # It may have finished between the two requests: ask once more before calling it lost.
             entry = await self._history(http, base, prompt_id)
             if entry is None:
+                self._forget(base, prompt_id)
                 return JobUpdate(
                     JobStatus.FAILED,
                     error=ProviderError(
@@ -630,6 +668,7 @@ class ComfyUIAdapter:
                         code="prompt_lost",
                     ),
                 )
+        self._forget(base, prompt_id)
         return self._finished(base, prompt_id, entry)
 
     async def _history(self, http: SafeHttp, base: str, prompt_id: str) -> dict[str, Any] | None:
@@ -641,15 +680,18 @@ class ComfyUIAdapter:
         entry = answer.get(prompt_id) if isinstance(answer, dict) else None
         return entry if isinstance(entry, dict) else None
 
-    async def _queue(self, http: SafeHttp, base: str) -> tuple[set[str], set[str]]:
+    async def _queue(
+        self, http: SafeHttp, base: str
+    ) -> tuple[dict[str, frozenset[str]], dict[str, frozenset[str]]]:
+        """The running and the pending prompts, each with its graph's node ids."""
         what = "the queue"
         response = await self._request(http, "GET", base, "/queue", what)
         if response.status_code != 200:
             raise self._status_error(response, what)
         answer = _json(response, what)
         if not isinstance(answer, dict):
-            return set(), set()
-        return _queue_ids(answer.get("queue_running")), _queue_ids(answer.get("queue_pending"))
+            return {}, {}
+        return _queue_items(answer.get("queue_running")), _queue_items(answer.get("queue_pending"))
 
     def _finished(self, base: str, prompt_id: str, entry: dict[str, Any]) -> JobUpdate:
         raw_status = entry.get("status")
@@ -755,7 +797,9 @@ class ComfyUIAdapter:
             what = f"the removal of prompt {prompt_id} from the queue"
             response = await self._request(http, "POST", base, "/queue", what, json={"delete": [prompt_id]})
         else:
+            self._forget(base, prompt_id)
             return  # finished already (or never queued): nothing to stop
+        self._forget(base, prompt_id)
         if response.status_code != 200:
             raise self._status_error(response, what)
 

@@ -16,6 +16,19 @@ next ``running_polls``, then it "executes": every output node writes a real file
   ``save_output: false`` its file is of type temp.
 
 Wire faults come from FakeHttpServer.fail(); an execution failure from ``fail_next_execution()``.
+
+The WebSocket ``/ws?clientId=`` (unless ``websocket=False``: then a 404, as from a server without one)
+sends what ComfyUI sends while a prompt runs: ``execution_start``, ``execution_cached`` (``cached_nodes``),
+per node ``executing``, ``progress`` steps for a sampler (its ``steps`` input, default 20), ``executed``
+for an output node, then ``executing`` with node null and ``execution_success`` (or
+``execution_error`` / ``execution_interrupted``). Like ComfyUI, it sends them to the socket of the
+prompt's client id only; a prompt queued without a client id goes to every socket. A new socket gets
+``status``, and, if its client's prompt is running, ``executing`` with the current node (no prompt_id,
+as ComfyUI's server.py does on a reconnect).
+
+A running prompt can be held: ``hold_at(5)`` stops every prompt that starts at step 5 of its first
+sampler (``hold_at(5, prompt_id=...)`` only that one; a later ``hold_at(8)`` moves it on to step 8);
+it does not finish while held; ``release()`` lets it finish at its next poll.
 """
 
 from __future__ import annotations
@@ -26,10 +39,11 @@ import mimetypes
 import time
 import uuid
 from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from tests.fakes.http_server import FakeHttpServer, MultipartPart, Request, Response
+from tests.fakes.http_server import FakeHttpServer, MultipartPart, Request, Response, WebSocketPeer
 from tests.fakes.media import tiny_mp4, tiny_png
 
 # Output node classes and what they write.
@@ -43,6 +57,10 @@ LOADERS = {
     "LoadVideo": ("file", "video"),
     "VHS_LoadVideo": ("video", "video"),
 }
+
+# Nodes that report progress steps while they run (ComfyUI's sampler callback).
+SAMPLERS = frozenset({"KSampler", "KSamplerAdvanced"})
+DEFAULT_STEPS = 20
 
 # Inputs ComfyUI converts to INT during validation (a placeholder left as text fails there).
 INT_INPUTS = {"KSampler": ("seed", "steps"), "KSamplerAdvanced": ("noise_seed", "steps")}
@@ -82,6 +100,11 @@ class FakePrompt:
     state: str = "pending"  # pending | running | done | deleted
     polls: int = 0
     history: dict[str, Any] = field(default_factory=dict)
+    run: Iterator[int | None] | None = None  # the execution under way: yields each sampler step
+    step: int = 0  # the sampler step reached
+    node: str | None = None  # the node executing now
+    held: bool = False
+    outputs: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -103,6 +126,7 @@ class FakeComfyUI:
         running_polls: int = 1,
         version: str = "0.3.40",
         device_name: str = "cuda:0 NVIDIA GeForce RTX 4090 : cudaMallocAsync",
+        websocket: bool = True,
     ) -> None:
         self.server = server
         self.known_classes = known_classes
@@ -121,6 +145,12 @@ class FakeComfyUI:
         self._failures: deque[ExecutionFailure] = deque()
         self._numbers = itertools.count(0)
         self._counters: dict[tuple[str, str], itertools.count[int]] = {}
+        # Node ids reported as cached (not run again) when a prompt starts.
+        self.cached_nodes: set[str] = set()
+        self.sockets: dict[str, WebSocketPeer] = {}  # client id → its open socket (a reconnect replaces it)
+        self.socket_clients: list[str] = []  # the client id of every socket opened, in order
+        self.sent: list[tuple[str | None, str, dict[str, Any]]] = []  # (client id or None: all, type, data)
+        self._holds: dict[str | None, int] = {}  # prompt id (None: every prompt) → the step to stop at
         for prefix in ("", "/api"):
             server.add_route("POST", f"{prefix}/upload/image", self._upload)
             server.add_route("POST", f"{prefix}/prompt", self._prompt)
@@ -130,6 +160,8 @@ class FakeComfyUI:
             server.add_route("POST", f"{prefix}/interrupt", self._interrupt)
             server.add_route("GET", f"{prefix}/view", self._view)
             server.add_route("GET", f"{prefix}/system_stats", self._system_stats)
+            if websocket:
+                server.add_websocket(f"{prefix}/ws", self._websocket)
 
     # -- controls ------------------------------------------------------------------------------------------------------
 
@@ -138,6 +170,36 @@ class FakeComfyUI:
     ) -> None:
         """The next prompt to finish fails in node_id (default: its first node) with this message."""
         self._failures.append(ExecutionFailure(message, exception_type, node_id))
+
+    def hold_at(self, step: int | None, *, prompt_id: str | None = None) -> None:
+        """Stop running prompts (or only prompt_id) at this sampler step; a held one moves on to it now."""
+        if step is None:
+            self._holds.pop(prompt_id, None)
+        else:
+            self._holds[prompt_id] = step
+        for prompt in self.running():
+            if prompt.held and (prompt_id is None or prompt.id == prompt_id):
+                hold = self._hold_for(prompt)
+                if hold is None or hold > prompt.step:
+                    prompt.held = False
+                    if hold is not None:
+                        self._advance(prompt, to_end=False)
+
+    def release(self, prompt_id: str | None = None) -> None:
+        """Let held prompts (or prompt_id) go on: they finish at their next poll."""
+        if prompt_id is None:
+            self._holds.clear()
+        else:
+            self._holds.pop(prompt_id, None)
+        for prompt in self.prompts.values():
+            if prompt_id is None or prompt.id == prompt_id:
+                prompt.held = False
+
+    def drop_sockets(self) -> None:
+        """Cut every open WebSocket without a close frame (ComfyUI restarting, a network hiccup)."""
+        for peer in list(self.sockets.values()):
+            peer.drop()
+        self.sockets.clear()
 
     def add_input_file(self, name: str, data: bytes, subfolder: str = "") -> None:
         self._store("input", subfolder, name, data)
@@ -349,17 +411,106 @@ class FakeComfyUI:
             return Response.json({})
         if prompt.state in ("pending", "running"):
             prompt.polls += 1
-            if prompt.polls > self.pending_polls:
+            if prompt.polls > self.pending_polls and prompt.state == "pending":
                 prompt.state = "running"
-            if prompt.polls > self.pending_polls + self.running_polls:
+                self._advance(prompt, to_end=False)
+            if prompt.polls > self.pending_polls + self.running_polls and not prompt.held:
                 self._execute(prompt)
         if prompt.state != "done":
             return Response.json({})
         return Response.json({prompt.id: prompt.history})
 
+    # -- the execution, step by step -----------------------------------------------------------------------------------
+
+    def _hold_for(self, prompt: FakePrompt) -> int | None:
+        return self._holds.get(prompt.id, self._holds.get(None))
+
+    def _advance(self, prompt: FakePrompt, *, to_end: bool) -> None:
+        """Run the prompt on: to its hold step (or only its start, with no hold), or to the end."""
+        if prompt.run is None:
+            prompt.run = self._run(prompt)
+        for step in prompt.run:
+            if to_end:
+                continue
+            hold = self._hold_for(prompt)
+            if hold is None and step is None:
+                return  # started; the rest runs when the prompt finishes
+            if hold is not None and step is not None and step >= hold:
+                prompt.held = True
+                return
+
+    def _run(self, prompt: FakePrompt) -> Iterator[int | None]:
+        """Send ComfyUI's messages for each node; yields None once started, then each sampler step."""
+        send = self._sender(prompt)
+        send("execution_start", {"prompt_id": prompt.id, "timestamp": _now_ms()})
+        cached = [n for n in sorted(prompt.graph, key=_node_order) if n in self.cached_nodes]
+        send("execution_cached", {"nodes": cached, "prompt_id": prompt.id, "timestamp": _now_ms()})
+        yield None
+        if self._failures:
+            return  # _execute reports the failure
+        for node_id in sorted(prompt.graph, key=_node_order):
+            if node_id in cached:
+                continue
+            node = prompt.graph[node_id]
+            prompt.node = node_id
+            send("executing", {"node": node_id, "display_node": node_id, "prompt_id": prompt.id})
+            if node["class_type"] in SAMPLERS and prompt.step == 0:
+                steps = node["inputs"].get("steps")
+                steps = steps if isinstance(steps, int) and steps > 0 else DEFAULT_STEPS
+                for step in range(1, steps + 1):
+                    prompt.step = step
+                    send("progress", {"value": step, "max": steps, "prompt_id": prompt.id, "node": node_id})
+                    yield step
+            produced = self._run_output_node(node)
+            if produced is not None:
+                prompt.outputs[node_id] = produced
+                send(
+                    "executed",
+                    {"node": node_id, "display_node": node_id, "output": produced, "prompt_id": prompt.id},
+                )
+        prompt.node = None
+        send("executing", {"node": None, "prompt_id": prompt.id})
+
+    def _sender(self, prompt: FakePrompt) -> Any:
+        def send(kind: str, data: dict[str, Any]) -> None:
+            self._send(prompt.client_id, kind, data)
+
+        return send
+
+    def _send(self, client_id: str | None, kind: str, data: dict[str, Any]) -> None:
+        """To the socket of client_id only; with no client id, to every socket (ComfyUI's send_sync)."""
+        self.sent.append((client_id, kind, data))
+        message = {"type": kind, "data": data}
+        if client_id is None:
+            for peer in list(self.sockets.values()):
+                if peer.open:
+                    peer.send_json(message)
+        else:
+            target = self.sockets.get(client_id)
+            if target is not None and target.open:
+                target.send_json(message)
+
+    async def _websocket(self, peer: WebSocketPeer) -> None:
+        client_id = peer.request.query.get("clientId") or uuid.uuid4().hex
+        self.sockets[client_id] = peer
+        self.socket_clients.append(client_id)
+        queue_remaining = len(self.running()) + len(self.pending())
+        peer.send_json(
+            {
+                "type": "status",
+                "data": {"status": {"exec_info": {"queue_remaining": queue_remaining}}, "sid": client_id},
+            }
+        )
+        for prompt in self.running():
+            if prompt.client_id == client_id and prompt.node is not None:
+                peer.send_json({"type": "executing", "data": {"node": prompt.node}})
+
     def _execute(self, prompt: FakePrompt) -> None:
+        self._advance(prompt, to_end=True)
+        send = self._sender(prompt)
         start = ["execution_start", {"prompt_id": prompt.id, "timestamp": _now_ms()}]
-        cached = ["execution_cached", {"nodes": [], "prompt_id": prompt.id, "timestamp": _now_ms()}]
+        cached_nodes = [n for n in sorted(prompt.graph, key=_node_order) if n in self.cached_nodes]
+        cached = ["execution_cached", {"nodes": cached_nodes, "prompt_id": prompt.id, "timestamp": _now_ms()}]
         if self._failures:
             failure = self._failures.popleft()
             node_id = failure.node_id or sorted(prompt.graph)[0]
@@ -378,16 +529,12 @@ class FakeComfyUI:
                 "current_outputs": {},
                 "timestamp": _now_ms(),
             }
+            send("execution_error", error)
             self._finish(prompt, "error", {}, [start, cached, ["execution_error", error]])
             return
-        outputs: dict[str, Any] = {}
-        for node_id in sorted(prompt.graph, key=_node_order):
-            node = prompt.graph[node_id]
-            produced = self._run_output_node(node)
-            if produced is not None:
-                outputs[node_id] = produced
         success = ["execution_success", {"prompt_id": prompt.id, "timestamp": _now_ms()}]
-        self._finish(prompt, "success", outputs, [start, cached, success])
+        send("execution_success", success[1])
+        self._finish(prompt, "success", prompt.outputs, [start, cached, success])
 
     def _finish(self, prompt: FakePrompt, status: str, outputs: dict[str, Any], messages: list[Any]) -> None:
         output_ids = [n for n, node in prompt.graph.items() if node["class_type"] in OUTPUT_CLASSES]
@@ -475,6 +622,7 @@ class FakeComfyUI:
                 "timestamp": _now_ms(),
             }
             start = ["execution_start", {"prompt_id": prompt.id, "timestamp": _now_ms()}]
+            self._send(prompt.client_id, "execution_interrupted", stopped)
             self._finish(prompt, "error", {}, [start, ["execution_interrupted", stopped]])
         return Response(status=200)
 

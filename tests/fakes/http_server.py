@@ -1,11 +1,15 @@
 """A fault-injecting HTTP/1.1 server on 127.0.0.1, in pure asyncio so faults happen on the wire.
 
 Faults are queued per (method, path) with FakeHttpServer.fail(); each request pops one and the fault decides the reply.
+A path registered with add_websocket() accepts a WebSocket upgrade (RFC 6455): the server's frames are unmasked,
+the client's must be masked; pings are answered, a close is echoed, text and binary messages are kept.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import contextlib
 import enum
 import hashlib
@@ -38,6 +42,7 @@ __all__ = [
     "Slow",
     "Stall",
     "Status",
+    "WebSocketPeer",
     "WrongBody",
     "default_etag",
 ]
@@ -104,6 +109,115 @@ class Response:
 
 
 Handler = Callable[[Request], Awaitable[Response]]
+
+_WS_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+_OP_CONTINUATION, _OP_TEXT, _OP_BINARY, _OP_CLOSE, _OP_PING, _OP_PONG = 0x0, 0x1, 0x2, 0x8, 0x9, 0xA
+MAX_WS_MESSAGE = 1 << 20
+
+
+def websocket_accept(key: str) -> str:
+    """Sec-WebSocket-Accept for a Sec-WebSocket-Key (RFC 6455 section 4.2.2)."""
+    return base64.b64encode(hashlib.sha1(key.encode("ascii") + _WS_GUID).digest()).decode("ascii")
+
+
+class WebSocketPeer:
+    """The server's end of one WebSocket: send text/binary/close, or drop the TCP connection without a close."""
+
+    def __init__(self, request: Request, writer: asyncio.StreamWriter) -> None:
+        self.request = request
+        self.received: list[str | bytes] = []  # the client's text and binary messages, in order
+        self.pings = 0
+        self.close_code: int | None = None  # the code of the client's close frame, if it sent one
+        self.closed = asyncio.Event()
+        self._writer = writer
+        self._close_sent = False
+        self.dropped = False
+
+    @property
+    def open(self) -> bool:
+        return not self.closed.is_set() and not self._close_sent and not self._writer.transport.is_closing()
+
+    def send_text(self, text: str) -> None:
+        self._frame(_OP_TEXT, text.encode("utf-8"))
+
+    def send_json(self, obj: Any) -> None:
+        self.send_text(jsonlib.dumps(obj))
+
+    def send_bytes(self, data: bytes) -> None:
+        self._frame(_OP_BINARY, data)
+
+    def close(self, code: int = 1000, reason: str = "") -> None:
+        """Start the closing handshake; the connection ends when the client answers (or goes away)."""
+        if not self._close_sent:
+            self._frame(_OP_CLOSE, struct.pack("!H", code) + reason.encode("utf-8"))
+            self._close_sent = True
+
+    def drop(self) -> None:
+        """Abort the TCP connection with no close frame: what a crash or a cut cable looks like."""
+        self.dropped = True
+        self._writer.transport.abort()
+        self.closed.set()
+
+    def _frame(self, opcode: int, payload: bytes) -> None:
+        if self._close_sent or self._writer.transport.is_closing():
+            return  # like a real server, a message after the close goes nowhere
+        length = len(payload)
+        if length < 126:
+            head = struct.pack("!BB", 0x80 | opcode, length)
+        elif length < 1 << 16:
+            head = struct.pack("!BBH", 0x80 | opcode, 126, length)
+        else:
+            head = struct.pack("!BBQ", 0x80 | opcode, 127, length)
+        self._writer.write(head + payload)
+
+    async def _read_frame(self, reader: asyncio.StreamReader) -> tuple[bool, int, bytes]:
+        first, second = await reader.readexactly(2)
+        length = second & 0x7F
+        if length == 126:
+            (length,) = struct.unpack("!H", await reader.readexactly(2))
+        elif length == 127:
+            (length,) = struct.unpack("!Q", await reader.readexactly(8))
+        if not second & 0x80:
+            raise ConnectionError("a client frame without a mask (RFC 6455 section 5.1)")
+        if length > MAX_WS_MESSAGE:
+            raise ConnectionError(f"a client frame of {length} bytes")
+        mask = await reader.readexactly(4)
+        data = await reader.readexactly(length)
+        payload = bytes(b ^ mask[i % 4] for i, b in enumerate(data))
+        return bool(first & 0x80), first & 0x0F, payload
+
+    async def _serve(self, reader: asyncio.StreamReader) -> None:
+        """Read the client's frames until the closing handshake ends or the connection does."""
+        parts: list[bytes] = []
+        kind = _OP_TEXT
+        try:
+            while True:
+                fin, opcode, payload = await self._read_frame(reader)
+                if opcode == _OP_PING:
+                    self.pings += 1
+                    self._frame(_OP_PONG, payload)
+                elif opcode == _OP_PONG:
+                    pass
+                elif opcode == _OP_CLOSE:
+                    self.close_code = struct.unpack("!H", payload[:2])[0] if len(payload) >= 2 else 1005
+                    if not self._close_sent:  # echo the client's close: the handshake is complete
+                        self._frame(_OP_CLOSE, payload[:2])
+                        self._close_sent = True
+                    with contextlib.suppress(ConnectionError):
+                        await self._writer.drain()
+                    return
+                else:
+                    if opcode != _OP_CONTINUATION:
+                        kind, parts = opcode, []
+                    parts.append(payload)
+                    if fin:
+                        message = b"".join(parts)
+                        self.received.append(message.decode("utf-8") if kind == _OP_TEXT else message)
+        finally:
+            self.closed.set()
+
+
+WebSocketHandler = Callable[[WebSocketPeer], Awaitable[None]]
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -232,6 +346,8 @@ class FakeHttpServer:
         self._files: dict[str, _File] = {}
         self._routes: dict[tuple[str, str], Handler] = {}
         self._prefix_routes: dict[tuple[str, str], Handler] = {}
+        self._websocket_routes: dict[str, WebSocketHandler] = {}
+        self.websockets: list[WebSocketPeer] = []  # every WebSocket accepted, in order
         self._faults: dict[tuple[str, str], deque[Fault]] = {}
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
@@ -303,6 +419,14 @@ class FakeHttpServer:
         """Route every path starting with prefix (e.g. "/videos/" for "/videos/{id}"); exact routes win,
         then the longest prefix. The handler reads the rest of request.path itself."""
         self._prefix_routes[(method.upper(), prefix)] = handler
+
+    def add_websocket(self, path: str, on_open: WebSocketHandler) -> None:
+        """Accept WebSocket upgrades on GET path; on_open runs once the handshake is done (it may send)."""
+        self._websocket_routes[path] = on_open
+
+    def remove_websocket(self, path: str) -> None:
+        """Stop accepting upgrades on path (later GETs get 404, as from a server without WebSockets)."""
+        self._websocket_routes.pop(path, None)
 
     def fail(self, method: str, path: str, *faults: Fault) -> None:
         self._faults.setdefault((method.upper(), path), deque()).extend(faults)
@@ -379,9 +503,55 @@ class FakeHttpServer:
                 await asyncio.sleep(fault.seconds)  # cancelled by close()
                 fault = None
 
+            on_open = self._websocket_routes.get(request.path) if request.method == "GET" else None
+            if fault is None and on_open is not None:
+                return await self._websocket(reader, writer, request, on_open)
+
             keep = await self._respond(writer, request, fault, keep_alive)
             if not keep:
                 return True
+
+    async def _websocket(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        request: Request,
+        on_open: WebSocketHandler,
+    ) -> bool:
+        """The opening handshake (RFC 6455 section 4.2), then the connection belongs to a WebSocketPeer."""
+        upgrade = (request.header("upgrade") or "").lower()
+        connection = {t.strip().lower() for t in (request.header("connection") or "").split(",")}
+        key = request.header("sec-websocket-key") or ""
+        try:
+            valid_key = len(base64.b64decode(key, validate=True)) == 16
+        except (binascii.Error, ValueError):
+            valid_key = False
+        if upgrade != "websocket" or "upgrade" not in connection or not valid_key:
+            reply = _Reply(400, [("Content-Type", "text/plain")], memoryview(b"not a WebSocket handshake"))
+            await self._send(writer, request, reply, keep_alive=False)
+            self.responses.append(Served(request, 400, len(reply.body), None))
+            return True
+        if request.header("sec-websocket-version") != "13":
+            reply = _Reply(426, [("Sec-WebSocket-Version", "13")], memoryview(b""))
+            await self._send(writer, request, reply, keep_alive=False)
+            self.responses.append(Served(request, 426, 0, None))
+            return True
+        writer.write(
+            (
+                "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                f"Sec-WebSocket-Accept: {websocket_accept(key)}\r\n\r\n"
+            ).encode("latin-1")
+        )
+        self.responses.append(Served(request, 101, 0, None))
+        peer = WebSocketPeer(request, writer)
+        self.websockets.append(peer)
+        try:
+            await on_open(peer)
+            await writer.drain()
+            await peer._serve(reader)
+        except asyncio.IncompleteReadError:
+            pass  # the client went away without a close frame
+        return not peer.dropped
 
     def _pop_fault(self, method: str, path: str) -> Fault | None:
         queue = self._faults.get((method, path))
