@@ -342,6 +342,25 @@ def start_tls(core: CoreLoop, url: URL, served: Path, tmp: Path) -> tuple[FileSe
     return server, core.run(wire(url, tmp / "cache-tls", [server.base_url], tls=client))
 
 
+def download_summary(
+    results: DownloadResults, file_mib: int, prefix: str = ""
+) -> tuple[float, float, dict[str, Any]]:
+    """(ours MiB/s, curl MiB/s, JSON fields) from the medians of interleaved runs."""
+    ours = file_mib / statistics.median(results.ours_s)
+    curl = file_mib / statistics.median(results.curl_s)
+    return (
+        ours,
+        curl,
+        {
+            f"{prefix}download_vs_curl": round(ours / curl, 3),
+            f"{prefix}ours_mib_s": round(ours, 1),
+            f"{prefix}curl_mib_s": round(curl, 1),
+            f"{prefix}ours_samples_s": [round(s, 3) for s in results.ours_s],
+            f"{prefix}curl_samples_s": [round(s, 3) for s in results.curl_s],
+        },
+    )
+
+
 # -- 2. hit latency ---------------------------------------------------------------------------------
 
 _PK_SELECT = text("SELECT id FROM assets WHERE id = :id")
@@ -601,17 +620,11 @@ def main() -> int:
 
         with stage(f"download {args.file_mib} MiB: ensure_local vs curl -o, {args.runs} runs interleaved"):
             dl = bench_download(core, wired, server, "big.bin", big_sha, size, scratch, args.runs)
-        ours = args.file_mib / statistics.median(dl.ours_s)
-        curl = args.file_mib / statistics.median(dl.curl_s)
+        ours, curl, summary_dl = download_summary(dl, args.file_mib)
         curl_fsync = args.file_mib / statistics.median(dl.curl_fsync_s)
-        summary |= {
-            "download_vs_curl": round(ours / curl, 3),
-            "ours_mib_s": round(ours, 1),
-            "curl_mib_s": round(curl, 1),
+        summary |= summary_dl | {
             "curl_plus_fsync_mib_s": round(curl_fsync, 1),
             "download_vs_curl_plus_fsync": round(ours / curl_fsync, 3),
-            "ours_samples_s": [round(s, 3) for s in dl.ours_s],
-            "curl_samples_s": [round(s, 3) for s in dl.curl_s],
             "rss_growth_mib": round(max(dl.rss_growth_mib), 1),
             "rss_growth_samples_mib": [round(g, 1) for g in dl.rss_growth_mib],
         }
@@ -640,15 +653,8 @@ def main() -> int:
             finally:
                 core.run(tls_wired.aclose(), timeout=30)
                 tls_server.stop()
-        tls_ours = args.file_mib / statistics.median(tls_dl.ours_s)
-        tls_curl = args.file_mib / statistics.median(tls_dl.curl_s)
-        summary |= {
-            "tls_download_vs_curl": round(tls_ours / tls_curl, 3),
-            "tls_ours_mib_s": round(tls_ours, 1),
-            "tls_curl_mib_s": round(tls_curl, 1),
-            "tls_ours_samples_s": [round(s, 3) for s in tls_dl.ours_s],
-            "tls_curl_samples_s": [round(s, 3) for s in tls_dl.curl_s],
-        }
+        tls_ours, tls_curl, summary_tls = download_summary(tls_dl, args.file_mib, prefix="tls_")
+        summary |= summary_tls
         say(
             f"   median over TLS: ours {tls_ours:.1f} MiB/s, curl {tls_curl:.1f} MiB/s -> ratio "
             f"{tls_ours / tls_curl:.2f}"

@@ -9,6 +9,8 @@ import json
 import os
 import signal
 import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import pytest
 from sqlalchemy import func, select
@@ -146,8 +148,10 @@ async def test_two_runners_share_the_queue_and_each_job_runs_once(jobs_env: Jobs
     assert await jobs_env.count_assets() == 8
 
 
-async def _worker(jobs_env: JobsEnv) -> asyncio.subprocess.Process:
-    """A `pixsim worker` process on this test's database, with the Pixverse key in its keyring."""
+@asynccontextmanager
+async def _worker(jobs_env: JobsEnv) -> AsyncIterator[asyncio.subprocess.Process]:
+    """A `pixsim worker` process on this test's database, with the Pixverse key in its keyring;
+    killed on the way out if the test has not killed it."""
     services = jobs_env.services
     account = (await services.accounts.list("pixverse"))[0]
     async with services.sessions() as session:
@@ -158,7 +162,7 @@ async def _worker(jobs_env: JobsEnv) -> asyncio.subprocess.Process:
         )
     env = {**os.environ, "PYTHONPATH": str(REPO), "PIXSIM_TEST_SECRETS": json.dumps({ref: KEY})}
     db_url = services.engine.url.render_as_string(hide_password=False).replace("+psycopg", "")
-    return await asyncio.create_subprocess_exec(
+    worker = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
         "tests.helpers.run_worker",
@@ -169,6 +173,12 @@ async def _worker(jobs_env: JobsEnv) -> asyncio.subprocess.Process:
         stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.PIPE,
     )
+    try:
+        yield worker
+    finally:
+        if worker.returncode is None:
+            worker.kill()
+            await worker.wait()
 
 
 async def test_a_worker_killed_while_sending_a_job_leaves_it_unconfirmed_not_resent(
@@ -176,18 +186,13 @@ async def test_a_worker_killed_while_sending_a_job_leaves_it_unconfirmed_not_res
 ) -> None:
     jobs_env.server.fail("POST", TEXT_GENERATE, Hang())  # the request arrives; no answer comes back
     job = await jobs_env.services.jobs.create("pixverse", "text_to_video", {"prompt": "in flight"})
-    worker = await _worker(jobs_env)
-    try:
+    async with _worker(jobs_env) as worker:
         async with asyncio.timeout(30):
             while jobs_env.server.count("POST", TEXT_GENERATE) == 0:
                 assert worker.returncode is None, "the worker exited early"
                 await asyncio.sleep(0.05)
         worker.send_signal(signal.SIGKILL)
         await worker.wait()
-    finally:
-        if worker.returncode is None:
-            worker.kill()
-            await worker.wait()
     async with jobs_env.services.sessions() as session:
         row = await session.get(Job, job.id)
         assert row is not None and row.status is JobStatus.QUEUED and row.submit_started_at is not None
@@ -204,8 +209,7 @@ async def test_killed_worker_job_resumes_in_another_process_and_imports_once(
 ) -> None:
     services = jobs_env.services
     job = await services.jobs.create("pixverse", "text_to_video", {"prompt": "survives a crash"})
-    worker = await _worker(jobs_env)
-    try:
+    async with _worker(jobs_env) as worker:
         # The worker submits, then keeps polling a video Pixverse holds "generating".
         async with asyncio.timeout(30):
             while not pixverse.generations:
@@ -223,10 +227,6 @@ async def test_killed_worker_job_resumes_in_another_process_and_imports_once(
         await asyncio.sleep(0.8)
         worker.send_signal(signal.SIGKILL)
         await worker.wait()
-    finally:
-        if worker.returncode is None:
-            worker.kill()
-            await worker.wait()
     async with services.sessions() as session:
         row = await session.get(Job, job.id)
         assert row is not None and row.status is JobStatus.DOWNLOADING
