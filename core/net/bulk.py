@@ -24,7 +24,7 @@ import socket
 import ssl
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar, cast
 from urllib.parse import urlsplit
@@ -353,8 +353,11 @@ async def open_get(
     read_timeout: float,
     user_agent: str = "PixSim",
     tls: ssl.SSLContext | None = None,
+    addresses: Sequence[str] = (),
 ) -> BulkResponse:
-    """Send a GET and read the response head. The caller has checked the URL against the policy."""
+    """Send a GET and read the response head. The caller has checked the URL against the policy and
+    passes the ``addresses`` it vetted: the connection goes to one of those (in order), never to a
+    fresh lookup of the host name. Without them the host name is resolved here."""
     parts = urlsplit(url)
     secure = parts.scheme == "https"
     host = parts.hostname or ""
@@ -369,9 +372,20 @@ async def open_get(
     wires: list[_Wire] = []
     cancelled = threading.Event()
 
+    def dial() -> socket.socket:
+        if not addresses:
+            return socket.create_connection((host, port), timeout=connect_timeout)
+        failure = OSError(f"no address to connect to for {host}")
+        for address in addresses:
+            try:
+                return socket.create_connection((address, port), timeout=connect_timeout)
+            except OSError as exc:
+                failure = exc
+        raise failure
+
     def connect() -> BulkResponse:
         try:
-            sock = socket.create_connection((host, port), timeout=connect_timeout)
+            sock = dial()
         except TimeoutError:
             raise NetworkError(f"connecting timed out ({shown})") from None
         except OSError as exc:

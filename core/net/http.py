@@ -85,7 +85,7 @@ class SafeHttp:
         """
         first_origin = origin_of(url)
         for _ in range(MAX_REDIRECTS + 1):
-            await self.policy.check(url)
+            addresses = await self.policy.check(url)
             request_headers = dict(headers or {})
             if auth_headers and origin_of(url) == first_origin:
                 request_headers.update(auth_headers)
@@ -95,6 +95,7 @@ class SafeHttp:
                 connect_timeout=self._timeout.connect or DEFAULT_TIMEOUT.connect or 15.0,
                 read_timeout=self._timeout.read or DEFAULT_TIMEOUT.read or 60.0,
                 tls=self._tls,
+                addresses=[str(a) for a in addresses],
             )
             if response.is_redirect:
                 await response.aclose()

@@ -19,6 +19,9 @@ from core.redact import redact_text
 Origin = tuple[str, str, int]  # (scheme, host, port)
 
 
+Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
 def origin_of(url: str) -> Origin:
     parts = urlsplit(url)
     scheme = parts.scheme.lower()
@@ -49,8 +52,10 @@ class UrlPolicy:
     def with_trusted(self, *urls: str) -> UrlPolicy:
         return UrlPolicy(self.trusted_origins | {origin_of(u) for u in urls})
 
-    async def check(self, url: str) -> None:
-        """Raise ``UnsafeUrl`` unless ``url`` may be contacted. Resolves the host (no connection)."""
+    async def check(self, url: str) -> list[Address]:
+        """Raise ``UnsafeUrl`` unless ``url`` may be contacted. Resolves the host (no connection) and
+        returns the vetted addresses: connecting to exactly these (not to a second lookup's answer)
+        leaves no window for DNS rebinding."""
         parts = urlsplit(url)
         scheme, host, port = origin_of(url)
         shown = redact_text(url)
@@ -65,7 +70,7 @@ class UrlPolicy:
             addresses = await _resolve(host, port)
             if not all(a.is_loopback or _is_public(a) for a in addresses):
                 raise UnsafeUrl(f"Refusing {shown}: a configured local server must be on this machine.")
-            return
+            return addresses
         if scheme != "https":
             raise UnsafeUrl(
                 f"Refusing {shown}: only https URLs are allowed (plain http only for local servers you "
@@ -78,9 +83,10 @@ class UrlPolicy:
                 f"Refusing {shown}: {host} resolves to a private, loopback or link-local address "
                 f"({', '.join(sorted(set(bad)))}), which a remote provider must never send us to."
             )
+        return addresses
 
 
-async def _resolve(host: str, port: int) -> list[ipaddress.IPv4Address | ipaddress.IPv6Address]:
+async def _resolve(host: str, port: int) -> list[Address]:
     try:
         return [ipaddress.ip_address(host.strip("[]"))]
     except ValueError:

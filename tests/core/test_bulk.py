@@ -216,3 +216,26 @@ async def test_cancelling_a_pump_wakes_its_blocked_read_and_stops_the_sink_first
         await response.aclose()
     assert stopped_after < 5
     assert calls == calls_when_cancelled == [1000]  # the thread had stopped when pump returned
+
+
+async def test_the_connection_goes_to_the_vetted_address_never_to_a_second_lookup() -> None:
+    """The policy resolved and checked the host; connecting to exactly those addresses leaves no
+    window for a DNS answer that changes in between (rebinding to a private address)."""
+    seen: list[bytes] = []
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        seen.append(await reader.readuntil(b"\r\n\r\n"))
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    url = f"http://media.pixsim.invalid:{port}/clip.mp4"  # .invalid never resolves
+    async with server:
+        response = await open_get(url, {}, connect_timeout=2, read_timeout=2, addresses=["127.0.0.1"])
+        assert await response.aread() == b"ok"
+        await response.aclose()
+        with pytest.raises(NetworkError, match="cannot connect"):
+            await open_get(url, {}, connect_timeout=2, read_timeout=2)  # a lookup of the name fails
+    assert f"Host: media.pixsim.invalid:{port}\r\n" in seen[0].decode()
