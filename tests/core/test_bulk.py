@@ -191,19 +191,23 @@ async def test_bytes_that_arrived_before_a_stall_reach_the_sink_before_the_error
     assert bytes(received) == b"x" * 150_000
 
 
-async def test_cancelling_a_pump_wakes_its_blocked_read_and_stops_the_sink_first() -> None:
+@pytest.mark.parametrize("secure", [False, True], ids=["http", "https"])
+async def test_cancelling_a_pump_wakes_its_blocked_read_and_stops_the_sink_first(secure: bool) -> None:
     first = asyncio.Event()
+    server_ctx, client_ctx = _tls_pair() if secure else (None, None)
 
-    async def reply(w: asyncio.StreamWriter) -> None:
-        w.write(b"HTTP/1.1 200 OK\r\nContent-Length: 1000000\r\n\r\n" + b"y" * 1000)
-        await w.drain()
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 1000000\r\n\r\n" + b"y" * 1000)
+        await writer.drain()
         await asyncio.sleep(30)
 
-    server, url = await _serve(reply)
+    server = await asyncio.start_server(handle, "127.0.0.1", 0, ssl=server_ctx)
+    url = f"{'https' if secure else 'http'}://127.0.0.1:{server.sockets[0].getsockname()[1]}/file"
     calls: list[int] = []
     async with server:
         # A long read timeout: only the cancellation can end the blocked read in time.
-        response = await open_get(url, {}, connect_timeout=2, read_timeout=60)
+        response = await open_get(url, {}, connect_timeout=2, read_timeout=60, tls=client_ctx)
         task = asyncio.create_task(response.pump(lambda view: calls.append(len(view)), lambda _: first.set()))
         await asyncio.wait_for(first.wait(), 5)
         started = time.monotonic()
