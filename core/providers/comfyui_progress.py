@@ -222,8 +222,8 @@ class ProgressListener:
         prompt = self._prompts.get(prompt_id)
         if prompt is None:
             prompt = self._prompts[prompt_id] = PromptProgress()
-        if not prompt.tracked:
-            self._nudged.set()
+        if not prompt.tracked and self.unsupported is None:
+            self._nudged.set()  # a new job: retry a dropped socket now (not one the server refuses)
         prompt.tracked = True
         prompt.touched = time.monotonic()
         if nodes is not None:

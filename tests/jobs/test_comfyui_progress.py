@@ -76,13 +76,17 @@ async def start_job(env: JobsEnv, graph: dict[str, Any] = GRAPH) -> tuple[int, a
 
 
 async def wait_for_progress(env: JobsEnv, job_id: int, expected: float, limit_s: float = 15.0) -> JobSummary:
-    async with asyncio.timeout(limit_s):
-        while True:
-            job = await env.services.jobs.get(job_id)
-            assert not job.status.is_terminal, job.error_message
-            if job.status is JobStatus.RUNNING and job.progress == pytest.approx(expected):
-                return job
-            await asyncio.sleep(0.05)
+    seen: list[tuple[JobStatus, float]] = []
+    deadline = asyncio.get_running_loop().time() + limit_s
+    while asyncio.get_running_loop().time() < deadline:
+        job = await env.services.jobs.get(job_id)
+        assert not job.status.is_terminal, job.error_message
+        if job.status is JobStatus.RUNNING and job.progress == pytest.approx(expected):
+            return job
+        if not seen or seen[-1] != (job.status, job.progress):
+            seen.append((job.status, job.progress))
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"the job never showed {expected:.3f}; it showed {seen}")
 
 
 async def until(condition: Any, limit_s: float = 10.0) -> None:
