@@ -61,6 +61,7 @@ class Services:
         await self.indexer.stop()
         await self.segments.aclose()
         await self.thumbnails.aclose()
+        await self.registry.aclose()
         await self.transfers.aclose()
         await self.http.aclose()
         await self.engine.dispose()

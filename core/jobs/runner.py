@@ -143,6 +143,7 @@ class _Claimed:
     provider_job_id: str | None
     attempts: int
     polls: int = 0
+    progress: float = 0.0
     # Set when a previous attempt was sending the submission and never recorded the answer.
     submit_started_at: datetime | None = None
 
@@ -312,6 +313,7 @@ class JobRunner:
                     provider_job_id=j.provider_job_id,
                     attempts=j.attempts,
                     submit_started_at=j.submit_started_at,
+                    progress=j.progress,
                 )
                 for j in jobs
             ]
@@ -504,7 +506,8 @@ class JobRunner:
             )
             self._emit(job.id, JobStatus.CANCELLED, 0.0, "Cancelled at the provider")
         else:
-            progress = _fraction(state.progress)
+            # No figure this time (ComfyUI before its socket reports, say): keep the last one shown.
+            progress = job.progress if state.progress is None else _fraction(state.progress)
             delay = state.poll_after_s
             if delay is None:
                 delay = min(

@@ -62,6 +62,17 @@ class ProviderRegistry:
     def register(self, adapter: Provider) -> None:
         self._adapters[adapter.provider_id] = adapter
 
+    async def aclose(self) -> None:
+        """Release what adapters hold open (ComfyUI's progress sockets)."""
+        for adapter in self._adapters.values():
+            close = getattr(adapter, "aclose", None)
+            if close is None:
+                continue
+            try:
+                await close()
+            except Exception:  # one adapter's failure must not keep the others open
+                log.exception("provider %s failed to close", adapter.provider_id)
+
     def get(self, provider_id: str) -> Provider:
         try:
             return self._adapters[provider_id]

@@ -19,7 +19,7 @@ from core.db.enums import JobStatus
 from core.db.models import Asset, Job, JobResultAsset
 from core.jobs.runner import JobRunner
 from tests.fakes.http_server import Hang, Reset, Slow
-from tests.fakes.pixverse import STATUS_MODERATED, TEXT_GENERATE, FakePixverse
+from tests.fakes.pixverse import RESULT_PREFIX, STATUS_MODERATED, TEXT_GENERATE, FakePixverse
 from tests.jobs.conftest import FAST, JobsEnv
 from tests.transfer.conftest import REPO
 
@@ -117,6 +117,40 @@ async def test_cancel_while_generating_imports_nothing(jobs_env: JobsEnv, pixver
     final = await jobs_env.services.jobs.get(job.id)
     assert final.status is JobStatus.CANCELLED and final.result_asset_ids == ()
     assert await jobs_env.count_assets() == 0
+
+
+async def test_a_poll_without_a_figure_keeps_the_progress_already_shown(
+    jobs_env: JobsEnv, pixverse: FakePixverse
+) -> None:
+    """Pixverse's status has no percentage: the bar must not jump back to 0 between figures (a
+    ComfyUI job shows one only once its socket reports)."""
+    from sqlalchemy import update
+
+    job = await jobs_env.services.jobs.create("pixverse", "text_to_video", {"prompt": "a cat"})
+    stop = asyncio.Event()
+    runner = asyncio.ensure_future(jobs_env.services.runner.run(stop))
+    await _wait_status(jobs_env, job.id, JobStatus.SUBMITTED, JobStatus.RUNNING)
+    pixverse.hold(pixverse.generations[0].video_id)
+    await _wait_status(jobs_env, job.id, JobStatus.RUNNING)
+    stop.set()
+    await runner
+    async with jobs_env.services.sessions() as session, session.begin():
+        await session.execute(update(Job).where(Job.id == job.id).values(progress=0.4))  # an earlier figure
+    shown: list[float] = []
+    jobs_env.services.jobs.events.subscribe(
+        lambda e: shown.append(e.progress) if e.job_id == job.id else None
+    )
+    status_path = f"{RESULT_PREFIX}{pixverse.generations[0].video_id}"
+    polls = jobs_env.server.count("GET", status_path)
+    stop = asyncio.Event()
+    runner = asyncio.ensure_future(jobs_env.services.runner.run(stop))
+    async with asyncio.timeout(10):
+        while jobs_env.server.count("GET", status_path) < polls + 2:  # noqa: ASYNC110 (a server count)
+            await asyncio.sleep(0.02)
+    stop.set()
+    await runner
+    assert (await jobs_env.services.jobs.get(job.id)).progress == pytest.approx(0.4)
+    assert shown and all(p == pytest.approx(0.4) for p in shown)
 
 
 async def test_two_runners_share_the_queue_and_each_job_runs_once(jobs_env: JobsEnv) -> None:
