@@ -46,7 +46,8 @@ Sink = Callable[[memoryview], None]
 _ssl_context: ssl.SSLContext | None = None
 
 
-def _tls() -> ssl.SSLContext:
+def default_tls() -> ssl.SSLContext:
+    """certifi's CA bundle: what PixSim trusts unless told otherwise (tests trust their own CA)."""
     global _ssl_context
     if _ssl_context is None:
         _ssl_context = ssl.create_default_context(cafile=certifi.where())
@@ -392,7 +393,7 @@ async def open_get(
             raise NetworkError(f"cannot connect ({shown}): {exc.strerror or exc}") from None
         if secure:
             try:
-                sock = (tls or _tls()).wrap_socket(sock, server_hostname=host)
+                sock = (tls or default_tls()).wrap_socket(sock, server_hostname=host)
             except TimeoutError:
                 sock.close()
                 raise NetworkError(f"connecting timed out ({shown})") from None

@@ -26,7 +26,7 @@ from core.errors import (
     TransferError,
     UnsafeUrl,
 )
-from core.net.bulk import BulkResponse, open_get
+from core.net.bulk import BulkResponse, default_tls, open_get
 from core.net.policy import UrlPolicy, origin_of
 from core.net.retry import RetryPolicy, parse_retry_after
 from core.redact import redact_text
@@ -61,6 +61,11 @@ class SafeHttp:
             headers={"User-Agent": user_agent, "Accept-Encoding": "identity"},
             verify=tls if tls is not None else True,
         )
+
+    @property
+    def tls(self) -> ssl.SSLContext:
+        """The TLS context for connections made outside httpx (media bodies, ComfyUI's WebSocket)."""
+        return self._tls or default_tls()
 
     def trusting(self, *urls: str) -> SafeHttp:
         """The same connection pool, also allowing the given local servers (a configured ComfyUI)."""

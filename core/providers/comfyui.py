@@ -375,7 +375,7 @@ class ComfyUIAdapter:
         await self.progress.aclose()
 
     def _listener(self, http: SafeHttp, base: str) -> ProgressListener:
-        return self.progress.ensure(base, http.policy)
+        return self.progress.ensure(base, http.policy, http.tls)
 
     def _forget(self, base: str, prompt_id: str) -> None:
         listener = self.progress.get(base)

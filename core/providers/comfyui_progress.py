@@ -26,6 +26,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import ssl
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -179,6 +180,7 @@ class ProgressListener:
         client_id: str,
         policy: UrlPolicy,
         *,
+        tls: ssl.SSLContext | None = None,
         idle_s: float = 30.0,
         stale_s: float = 900.0,
         retry_base_s: float = 0.25,
@@ -188,6 +190,7 @@ class ProgressListener:
         self.base_url = base_url.rstrip("/")
         self.client_id = client_id
         self.policy = policy
+        self.tls = tls  # for wss: the same trust as SafeHttp (certifi's bundle, or a test's own CA)
         self.url = websocket_url(self.base_url, client_id)
         self.idle_s = idle_s
         self.stale_s = stale_s
@@ -300,6 +303,7 @@ class ProgressListener:
                         max_size=MAX_MESSAGE_BYTES,
                         close_timeout=2.0,
                         user_agent_header="PixSim",
+                        ssl=self.tls if self.url.startswith("wss:") else None,
                     ) as ws:
                         failures = 0
                         self.connections += 1
@@ -396,13 +400,16 @@ class ProgressListeners:
         self._options = options
         self._listeners: dict[str, ProgressListener] = {}
 
-    def ensure(self, base_url: str, policy: UrlPolicy) -> ProgressListener:
-        """The listener for ``base_url``, checked against ``policy`` (the one the HTTP requests use)."""
+    def ensure(self, base_url: str, policy: UrlPolicy, tls: ssl.SSLContext | None = None) -> ProgressListener:
+        """The listener for ``base_url``, checked against ``policy`` and trusting what ``tls`` trusts
+        (both the ones the HTTP requests use)."""
         key = base_url.rstrip("/")
         loop = asyncio.get_running_loop()
         listener = self._listeners.get(key)
         if listener is None or not listener.usable_on(loop):
-            listener = self._listeners[key] = ProgressListener(key, self.client_id, policy, **self._options)
+            listener = self._listeners[key] = ProgressListener(
+                key, self.client_id, policy, tls=tls, **self._options
+            )
         elif listener.policy != policy:
             listener.policy = policy
             listener.refused = None  # a policy that trusts the address now may allow it

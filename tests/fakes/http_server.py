@@ -17,6 +17,7 @@ import http
 import json as jsonlib
 import re
 import socket
+import ssl
 import struct
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -336,8 +337,9 @@ class _BadRequest(Exception):
 class FakeHttpServer:
     """Async context manager. Binds 127.0.0.1 on a free port in the current asyncio loop."""
 
-    def __init__(self) -> None:
+    def __init__(self, tls: ssl.SSLContext | None = None) -> None:
         self.base_url = ""
+        self._tls = tls  # serve https (and wss) with this server context
         self.requests: list[Request] = []
         self.responses: list[Served] = []
         # Exceptions from route handlers (each answered with a 500) or from this server: a bug in a fake.
@@ -356,9 +358,11 @@ class FakeHttpServer:
     # -- lifecycle -----------------------------------------------------------------------------------------------------
 
     async def __aenter__(self) -> FakeHttpServer:
-        self._server = await asyncio.start_server(self._on_connection, "127.0.0.1", 0, limit=MAX_HEAD)
+        self._server = await asyncio.start_server(
+            self._on_connection, "127.0.0.1", 0, limit=MAX_HEAD, ssl=self._tls
+        )
         port = self._server.sockets[0].getsockname()[1]
-        self.base_url = f"http://127.0.0.1:{port}"
+        self.base_url = f"{'https' if self._tls else 'http'}://127.0.0.1:{port}"
         return self
 
     async def __aexit__(

@@ -233,6 +233,36 @@ async def test_the_listener_connects_only_where_the_url_policy_allows(server: Fa
     assert not allowed.running
 
 
+async def test_a_comfyui_behind_https_is_listened_to_with_the_same_trust_as_its_requests() -> None:
+    """wss trusts what SafeHttp trusts (certifi's bundle, or here a local CA), not the system's store."""
+    import ssl
+
+    import trustme
+
+    ca = trustme.CA()
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(server_ctx)
+    client_ctx = ssl.create_default_context()
+    ca.configure_trust(client_ctx)
+    async with FakeHttpServer(tls=server_ctx) as server:
+        FakeComfyUI(server)
+        policy = UrlPolicy.trusting([server.base_url])
+        http = SafeHttp(policy, tls=client_ctx)
+        assert http.tls is client_ctx
+        trusting = ProgressListener(server.base_url, "abc", policy, tls=http.tls)
+        trusting.track("p", ["1"])
+        stranger = ProgressListener(server.base_url, "xyz", policy, retry_base_s=5.0)  # system trust only
+        stranger.track("p", ["1"])
+        try:
+            assert trusting.url.startswith("wss://127.0.0.1:")
+            assert await trusting.wait_settled(5.0) is True
+            assert await stranger.wait_settled(5.0) is False and stranger.connections == 0
+        finally:
+            await trusting.aclose()
+            await stranger.aclose()
+            await http.aclose()
+
+
 async def test_an_idle_listener_closes_its_socket_and_stops(server: FakeHttpServer) -> None:
     comfy = FakeComfyUI(server)
     listener = ProgressListener(server.base_url, "abc", UrlPolicy.trusting([server.base_url]), idle_s=0.2)
