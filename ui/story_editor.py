@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -157,10 +157,12 @@ class VariantList(QListWidget):
     def mimeTypes(self) -> list[str]:
         return [ASSET_IDS_MIME, VARIANT_MIME]
 
-    def mimeData(self, items: Sequence[QListWidgetItem]) -> QMimeData:
+    @staticmethod
+    def variant_mime(item: QListWidgetItem) -> QMimeData:
+        """What a dragged variant carries. (Not an override of ``mimeData``: a QMimeData made in Python
+        and handed to Qt through a virtual is a lifetime hazard; ``startDrag`` gives it to QDrag.)"""
         data = QMimeData()
-        if len(items) == 1:
-            data.setData(VARIANT_MIME, QByteArray(str(items[0].data(ID_ROLE)).encode()))
+        data.setData(VARIANT_MIME, QByteArray(str(item.data(ID_ROLE)).encode()))
         return data
 
     def startDrag(self, supportedActions: Qt.DropAction) -> None:
@@ -170,7 +172,7 @@ class VariantList(QListWidget):
         if item is None:
             return
         drag = QDrag(self)
-        drag.setMimeData(self.mimeData([item]))
+        drag.setMimeData(self.variant_mime(item))  # QDrag owns it from here
         drag.setPixmap(self.viewport().grab(self.visualItemRect(item)))
         drag.exec(Qt.DropAction.MoveAction)
 

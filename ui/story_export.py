@@ -24,7 +24,8 @@ class _Relay(QObject):
 
 
 class StoryExport(QObject):
-    """One export or import in flight, with its progress dialog. Keeps itself alive until done."""
+    """One export or import in flight, with its progress dialog. Parented to the window while it runs
+    (and kept alive by the pending call's callback); afterwards it lives as long as a reference to it."""
 
     finished = Signal(object)  # the result (Path | str | RuntimeImport), or an exception
 
@@ -117,8 +118,12 @@ class StoryExport(QObject):
     def _done(self, result: object) -> None:
         self.dialog.reset()
         self.dialog.hide()
+        # From here Python owns the job and its dialog: they go when the last reference does. No
+        # deleteLater: a deferred delete still pending when the parent window is deleted at once
+        # (a window closed from Python) crashed in ~QObject (seen under load in the UI tests).
+        self.dialog.setParent(None)
+        self.setParent(None)
         self.finished.emit(result)
-        self.deleteLater()
 
 
 def _write_text(path: Path, text: str) -> None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from PySide6.QtCore import QPointF, Qt
+from PySide6.QtCore import QMimeData, QPointF, Qt
 from PySide6.QtGui import QDropEvent
 from PySide6.QtWidgets import QPlainTextEdit
 from pytestqt.qtbot import QtBot
@@ -195,10 +195,13 @@ async def _branch_with_variant(app: StoryApp, source: int, target: int) -> None:
     await app.services.story.add_variant(branch.id, target)
 
 
-def _drag_variant(editor: StoryEditor, row: int, onto: int, *, lower_half: bool = False) -> QDropEvent:
-    """Drag the variant at ``row`` and release it over row ``onto`` (its upper or lower half)."""
+def _drag_variant(
+    editor: StoryEditor, row: int, onto: int, *, lower_half: bool = False
+) -> tuple[QDropEvent, QMimeData]:
+    """Drag the variant at ``row`` and release it over row ``onto`` (its upper or lower half). The mime
+    data is returned with the event: the event only points at it."""
     variants = editor.variant_list
-    mime = variants.mimeData([variants.item(row)])
+    mime = variants.variant_mime(variants.item(row))
     rect = variants.visualItemRect(variants.item(onto))
     y = rect.bottom() - 2 if lower_half else rect.top() + 2
     drop = QDropEvent(
@@ -209,7 +212,7 @@ def _drag_variant(editor: StoryEditor, row: int, onto: int, *, lower_half: bool 
         Qt.KeyboardModifier.NoModifier,
     )
     variants.dropEvent(drop)  # what Qt calls when the drag is released over the list
-    return drop
+    return drop, mime
 
 
 def test_variants_are_reordered_by_dragging_them_within_the_list(
@@ -227,7 +230,7 @@ def test_variants_are_reordered_by_dragging_them_within_the_list(
     assert order() == [a, b, c]
     edits = editor.undo_stack.count()
 
-    drop = _drag_variant(editor, 2, onto=0)  # c to the top
+    drop, _ = _drag_variant(editor, 2, onto=0)  # c to the top
     assert drop.isAccepted()
     settle(qtbot, editor)
     assert order() == [c, a, b]
