@@ -6,6 +6,7 @@ search, and the indexer's row in Transfers and Jobs, with the GUI thread never b
 from __future__ import annotations
 
 import asyncio
+import gc
 import sys
 import time
 from collections.abc import Iterator
@@ -354,6 +355,15 @@ def test_indexing_never_blocks_the_gui_thread(
         gaps.append(now - last[0])
         last[0] = now
 
+    collections: list[tuple[int, float]] = []  # (generation, seconds) of each garbage collection
+    started = [0.0]
+
+    def collecting(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            started[0] = time.perf_counter()
+        else:
+            collections.append((info["generation"], time.perf_counter() - started[0]))
+
     apps = make_app(qtbot, core, db_url, tmp_path)
     app = next(apps)
     try:
@@ -363,6 +373,13 @@ def test_indexing_never_blocks_the_gui_thread(
             picture(app.folder, f"big {i}", (i * 4 % 256, 90, 200 - i * 3), (1600, 1200)) for i in range(60)
         ]
         app.import_files(paths)
+        # What the suite's earlier tests left in memory is not this test's business. Late in a full
+        # run this test once saw a 437 ms gap (30-40 ms alone); a full collection over all of that is
+        # the likely cause, so it is frozen out of the collector's sight, and collections during the
+        # measurement are reported with a failure.
+        gc.collect()
+        gc.freeze()
+        gc.callbacks.append(collecting)
         timer = QTimer()
         timer.setInterval(10)
         timer.timeout.connect(tick)
@@ -372,9 +389,18 @@ def test_indexing_never_blocks_the_gui_thread(
         qtbot.waitUntil(lambda: app.vectors() >= before + 60, timeout=120_000)
         timer.stop()
         worst = max(gaps)
-        sys.stderr.write(f"GUI ticks during indexing: {len(gaps)}, worst gap {worst * 1000:.0f} ms\n")
-        assert worst < 0.25, f"the GUI thread stalled for {worst * 1000:.0f} ms"
+        pause = max((seconds for _, seconds in collections), default=0.0)
+        sys.stderr.write(
+            f"GUI ticks during indexing: {len(gaps)}, worst gap {worst * 1000:.0f} ms, "
+            f"longest garbage collection {pause * 1000:.0f} ms\n"
+        )
+        assert worst < 0.25, (
+            f"the GUI thread stalled for {worst * 1000:.0f} ms "
+            f"(longest garbage collection meanwhile: {pause * 1000:.0f} ms)"
+        )
     finally:
+        gc.callbacks[:] = [c for c in gc.callbacks if c is not collecting]
+        gc.unfreeze()
         next(apps, None)
 
 
