@@ -113,3 +113,15 @@ async def jobs_env(db_url: URL, tmp_path: Path, server: FakeHttpServer) -> Async
     services = build_services(settings, db_url, http=http, job_policy=FAST, retry=TEST_RETRY)
     yield JobsEnv(services, server, settings)
     await services.aclose()
+
+
+@pytest.fixture
+async def comfy_env(db_url: URL, tmp_path: Path, server: FakeHttpServer) -> AsyncIterator[JobsEnv]:
+    """Services with the default URL policy (https only, no private addresses): nothing trusts the
+    fake by hand, so only the ComfyUI address a test configures opens the way to it."""
+    settings = Settings(data_dir=tmp_path / "data", config_dir=tmp_path / "config")
+    services = build_services(
+        settings, db_url, http=SafeHttp(timeout=TEST_TIMEOUT), job_policy=FAST, retry=TEST_RETRY
+    )
+    yield JobsEnv(services, server, settings)
+    await services.aclose()  # closes ComfyUI's progress sockets too (ProviderRegistry.aclose)

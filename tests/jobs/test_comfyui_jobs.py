@@ -3,37 +3,16 @@ user's configured ComfyUI address alone opens the way (uploads, prompts, result 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
-
-import pytest
-from sqlalchemy.engine import URL
-
-from app.services import Services, build_services
-from app.settings import Settings
 from core.db.enums import JobStatus, MediaType, ProviderRefKind
-from core.net.http import SafeHttp
 from tests.fakes.comfyui import FakeComfyUI
 from tests.fakes.http_server import FakeHttpServer, Reset
-from tests.jobs.conftest import FAST, JobsEnv
-from tests.transfer.conftest import TEST_RETRY, TEST_TIMEOUT
+from tests.jobs.conftest import JobsEnv
 
 IMAGE_TO_VIDEO = {
     "1": {"class_type": "LoadImage", "inputs": {"image": "{{input_image}}"}},
     "2": {"class_type": "CreateVideo", "inputs": {"images": ["1", 0], "fps": 12}},
     "3": {"class_type": "SaveVideo", "inputs": {"video": ["2", 0], "filename_prefix": "pixsim"}},
 }
-
-
-@pytest.fixture
-async def comfy_env(db_url: URL, tmp_path: Path, server: FakeHttpServer) -> AsyncIterator[JobsEnv]:
-    settings = Settings(data_dir=tmp_path / "data", config_dir=tmp_path / "config")
-    # The default policy: https only, no private addresses. Nothing here trusts the fake by hand.
-    services: Services = build_services(
-        settings, db_url, http=SafeHttp(timeout=TEST_TIMEOUT), job_policy=FAST, retry=TEST_RETRY
-    )
-    yield JobsEnv(services, server, settings)
-    await services.aclose()
 
 
 async def test_comfyui_text_to_image_then_image_to_video_on_the_configured_server(

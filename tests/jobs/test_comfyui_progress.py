@@ -6,17 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy.engine import URL
 from websockets.asyncio.client import connect
 
-from app.services import Services, build_services
-from app.settings import Settings
+from app.services import Services
 from core.db.enums import JobStatus, MediaType
 from core.jobs.service import JobEvent, JobSummary
 from core.net.http import SafeHttp
@@ -25,8 +21,7 @@ from core.providers.comfyui import ComfyUIAdapter
 from core.providers.comfyui_progress import MAX_RUNNING_FRACTION, ProgressListener, PromptProgress
 from tests.fakes.comfyui import FakeComfyUI
 from tests.fakes.http_server import FakeHttpServer, Request, Response
-from tests.jobs.conftest import FAST, JobsEnv
-from tests.transfer.conftest import TEST_RETRY, TEST_TIMEOUT
+from tests.jobs.conftest import JobsEnv
 
 # Four nodes: the text encoder comes from ComfyUI's cache, the latent runs at once, the sampler takes ten
 # steps, the save node writes the image. At sampler step s: (2 done + s/10) / 4.
@@ -41,18 +36,6 @@ GRAPH: dict[str, Any] = {
 }
 AT_STEP_2 = (2 + 2 / 10) / 4
 AT_STEP_5 = (2 + 5 / 10) / 4
-
-
-@pytest.fixture
-async def comfy_env(db_url: URL, tmp_path: Path, server: FakeHttpServer) -> AsyncIterator[JobsEnv]:
-    settings = Settings(data_dir=tmp_path / "data", config_dir=tmp_path / "config")
-    # The default policy: https only, no private addresses. Nothing here trusts the fake by hand.
-    services: Services = build_services(
-        settings, db_url, http=SafeHttp(timeout=TEST_TIMEOUT), job_policy=FAST, retry=TEST_RETRY
-    )
-    yield JobsEnv(services, server, settings)
-    await adapter_of(services).aclose()
-    await services.aclose()
 
 
 def adapter_of(services: Services) -> ComfyUIAdapter:
