@@ -59,6 +59,20 @@ _RELABEL = text(
 )
 
 
+async def _embedded_assets(
+    sessions: async_sessionmaker[AsyncSession], model_id: int, among: Sequence[int] | None = None
+) -> list[int]:
+    """The ids of assets with a vector of ``model_id`` (all of them, or those ``among`` the given), sorted."""
+    condition = Embedding.asset_id.is_not(None) if among is None else Embedding.asset_id.in_(among)
+    async with sessions() as session:
+        rows = await session.scalars(
+            select(Embedding.asset_id)
+            .where(Embedding.model_id == model_id, condition)
+            .order_by(Embedding.asset_id)
+        )
+        return [int(i) for i in rows if i is not None]
+
+
 class _UnionFind:
     def __init__(self) -> None:
         self.parent: dict[int, int] = {}
@@ -194,16 +208,7 @@ async def find_groups(
     """Groups of ≥ 2 asset ids (each sorted, the list sorted) within ``threshold`` of a neighbour."""
     if not 0 <= threshold < 2:
         raise ValueError("a cosine distance threshold lies in [0, 2)")
-    async with sessions() as session:
-        ids = [
-            int(i)
-            for i in await session.scalars(
-                select(Embedding.asset_id)
-                .where(Embedding.model_id == model_id, Embedding.asset_id.is_not(None))
-                .order_by(Embedding.asset_id)
-            )
-            if i is not None
-        ]
+    ids = await _embedded_assets(sessions, model_id)
     found = _UnionFind()
     async for rows in _neighbour_pairs(sessions, model_id, dims, ids, threshold, progress, cancel):
         for a, b in rows:
@@ -275,16 +280,7 @@ async def refresh_assets(
     wanted = sorted({int(i) for i in asset_ids})
     if not wanted:
         return DuplicateSummary(groups=0, assets=0, changed=0)
-    async with sessions() as session:
-        ids = [
-            int(i)
-            for i in await session.scalars(
-                select(Embedding.asset_id)
-                .where(Embedding.model_id == model_id, Embedding.asset_id.in_(wanted))
-                .order_by(Embedding.asset_id)
-            )
-            if i is not None
-        ]
+    ids = await _embedded_assets(sessions, model_id, wanted)
     pairs: list[tuple[int, int]] = []
     async for rows in _neighbour_pairs(sessions, model_id, dims, ids, threshold, None, cancel):
         pairs.extend(rows)

@@ -180,6 +180,10 @@ class InputResolver(Protocol):
         ...
 
 
+async def _nothing() -> None:
+    return None
+
+
 @dataclass(frozen=True)
 class GenerationRequest:
     operation: Operation
@@ -193,11 +197,7 @@ class GenerationRequest:
     job_key: str
     # Awaited by the adapter right before the request that makes the provider start the generation
     # (after its uploads): from then on a broken connection leaves the outcome unknown.
-    sending: Callable[[], Awaitable[None]] = field(default=lambda: _nothing())
-
-
-async def _nothing() -> None:
-    return None
+    sending: Callable[[], Awaitable[None]] = _nothing
 
 
 @dataclass(frozen=True)
